@@ -1,0 +1,1 @@
+"""Gig Ledger's edges: the FastAPI application and the ``ledger`` command line."""

@@ -1,0 +1,1 @@
+"""The aggregates of the ledger: gigs, orders and payments, and their small value types."""

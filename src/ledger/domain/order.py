@@ -1,0 +1,370 @@
+"""The Order aggregate: the state machine of DESIGN.md, one guarded command per row.
+
+Each public method checks who acts and from which status and stage, then triggers one
+``@event`` method whose body only assigns state: bodies run again on every replay, so they
+read no clock, draw no randomness and do no I/O. Whatever depends on the clock or on
+configuration (the time, the fee, the refund) is decided here and passed into the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.actors import Actor
+from ledger.domain.values import (
+    MAX_TEXT,
+    CancelReason,
+    DisputeOutcome,
+    OrderStatus,
+    Package,
+    Stage,
+    check_text,
+)
+from ledger.errors import Forbidden, InvalidTransition, ValidationFailed
+from ledger.money import fee_of
+
+PENDING, PROCESSING = OrderStatus.PENDING, OrderStatus.PROCESSING
+COMPLETED, CANCELLED = OrderStatus.COMPLETED, OrderStatus.CANCELLED
+WORKING_STAGES = (Stage.AWAITING_ACCEPTANCE, Stage.IN_PROGRESS, Stage.REVISION_REQUESTED)
+NEGOTIABLE_STAGES = (*WORKING_STAGES, Stage.DELIVERED)
+PARTIES = ("client", "freelancer")
+
+
+class Order(Aggregate):
+    """A client's order of one package of a freelancer's gig."""
+
+    WHO: ClassVar[dict[str, tuple[str, ...]]] = {
+        "confirm_payment": ("gateway",),
+        "accept": ("freelancer",),
+        "submit_requirements": ("client",),
+        "deliver": ("freelancer",),
+        "request_revision": ("client",),
+        "complete": ("client", "clock"),
+        "request_cancellation": PARTIES,
+        "answer_cancellation": PARTIES,
+        "open_dispute": PARTIES,
+        "resolve_dispute": ("support", "admin"),
+        "review": ("client",),
+        CancelReason.CLIENT_WITHDREW: ("client",),
+        CancelReason.POLICY_VIOLATION: ("support", "admin"),
+        CancelReason.PAYMENT_FAILED: ("gateway", "clock"),
+    }
+    """Who may take each command (and each kind of direct cancellation), in the capacity
+    the application should pick first. The application reads this table to decide the
+    caller's capacity; the aggregate checks it again, so neither can drift from the other."""
+
+    @event("OrderPlaced")
+    def __init__(
+        self,
+        order_id: UUID,
+        client_id: str,
+        gig_id: UUID,
+        freelancer_id: str,
+        package: Package,
+        fee_rate_bp: int,
+        requirements: str | None,
+        actor: Actor,
+        timestamp: datetime,
+    ) -> None:
+        self.client_id = client_id
+        self.gig_id = gig_id
+        self.freelancer_id = freelancer_id
+        self.package = package
+        self.total = package.price
+        self.fee_rate_bp = fee_rate_bp
+        self.requirements = requirements
+        self.status = PENDING
+        self.stage = Stage.AWAITING_PAYMENT
+        self.revisions_used = 0
+        self.due_at: datetime | None = None
+        self.paid_amount = 0
+        self.payment_id: UUID | None = None
+        self.cancellation_by: str | None = None
+        self.stage_before_cancellation: Stage | None = None
+        self.cancel_reason: CancelReason | None = None
+        self.dispute_outcome: DisputeOutcome | None = None
+        self.refunded = 0
+        self.fee = 0
+        self.net = 0
+        self.rating: int | None = None
+        self.review_comment: str | None = None
+
+    @staticmethod
+    def create_id(order_id: UUID) -> UUID:
+        return order_id
+
+    # -- guards ---------------------------------------------------------------------------
+
+    def party_id(self, role: str) -> str | None:
+        """The user id behind a party role on this order (``None`` for staff and system)."""
+        return {"client": self.client_id, "freelancer": self.freelancer_id}.get(role)
+
+    def _require(self, actor: Actor, command: str) -> None:
+        allowed = self.WHO[command]
+        expected_id = self.party_id(actor.role)
+        if actor.role not in allowed or (expected_id is not None and actor.id != expected_id):
+            raise Forbidden(f"{command.replace('_', ' ')} is for the {' or '.join(allowed)}")
+
+    def _require_state(
+        self, doing: str, *, status: Collection[str] = (), stage: Collection[str] = ()
+    ) -> None:
+        if (status and self.status not in status) or (stage and self.stage not in stage):
+            raise InvalidTransition(f"cannot {doing} an order that is {self.status} ({self.stage})")
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (COMPLETED, CANCELLED)
+
+    # -- payment ----------------------------------------------------------------------------
+
+    def confirm_payment(
+        self, payment_id: UUID, amount: int, actor: Actor, timestamp: datetime
+    ) -> None:
+        """The gateway took the money: the order starts, and its due date is set."""
+        self._require(actor, "confirm_payment")
+        self._require_state("confirm payment of", status=[PENDING])
+        self._payment_confirmed(payment_id, amount, actor, timestamp)
+
+    @event("OrderPaymentConfirmed")
+    def _payment_confirmed(
+        self, payment_id: UUID, amount: int, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.status, self.stage = PROCESSING, Stage.AWAITING_ACCEPTANCE
+        self.payment_id = payment_id
+        self.paid_amount = amount
+        self.due_at = timestamp + timedelta(days=self.package.delivery_days)
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def accept(self, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "accept")
+        self._require_state("accept", stage=[Stage.AWAITING_ACCEPTANCE])
+        self._accepted(actor, timestamp)
+
+    @event("OrderAccepted")
+    def _accepted(self, actor: Actor, timestamp: datetime) -> None:
+        self.stage = Stage.IN_PROGRESS
+
+    def submit_requirements(self, text: str, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "submit_requirements")
+        check_text(text, "text", max_length=MAX_TEXT)
+        self._require_state("submit requirements for", status=[PROCESSING])
+        self._requirements_submitted(text, actor, timestamp)
+
+    @event("RequirementsSubmitted")
+    def _requirements_submitted(self, text: str, actor: Actor, timestamp: datetime) -> None:
+        self.requirements = text
+
+    def deliver(self, message: str, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "deliver")
+        check_text(message, "message", max_length=MAX_TEXT)
+        self._require_state("deliver", stage=WORKING_STAGES)
+        self._delivered(message, actor, timestamp)
+
+    @event("OrderDelivered")
+    def _delivered(self, message: str, actor: Actor, timestamp: datetime) -> None:
+        self.stage = Stage.DELIVERED
+
+    def request_revision(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "request_revision")
+        check_text(reason, "reason", max_length=MAX_TEXT)
+        self._require_state("request a revision of", stage=[Stage.DELIVERED])
+        if self.revisions_used >= self.package.revisions:
+            raise InvalidTransition(
+                f"all {self.package.revisions} revisions of the package have been used"
+            )
+        self._revision_requested(reason, actor, timestamp)
+
+    @event("RevisionRequested")
+    def _revision_requested(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self.stage = Stage.REVISION_REQUESTED
+        self.revisions_used += 1
+
+    def complete(self, actor: Actor, timestamp: datetime) -> None:
+        """The client accepts the delivery (or the clock does, after the waiting period)."""
+        self._require(actor, "complete")
+        self._require_state("complete", stage=[Stage.DELIVERED])
+        fee = fee_of(self.total, self.fee_rate_bp)
+        self._completed(fee, self.total - fee, actor, timestamp)
+
+    @event("OrderCompleted")
+    def _completed(self, fee: int, net: int, actor: Actor, timestamp: datetime) -> None:
+        self.status, self.stage = COMPLETED, Stage.CLOSED
+        self.fee, self.net = fee, net
+
+    def review(self, rating: int, comment: str | None, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "review")
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise ValidationFailed("rating must be a whole number from 1 to 5", field="rating")
+        if comment is not None:
+            check_text(comment, "comment", max_length=MAX_TEXT, required=False)
+        self._require_state("review", status=[COMPLETED])
+        if self.rating is not None:
+            raise InvalidTransition("this order has already been reviewed")
+        self._reviewed(rating, comment, actor, timestamp)
+
+    @event("OrderReviewed")
+    def _reviewed(
+        self, rating: int, comment: str | None, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.rating, self.review_comment = rating, comment
+
+    # -- cancellation by agreement ----------------------------------------------------------
+
+    def request_cancellation(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "request_cancellation")
+        check_text(reason, "reason", max_length=MAX_TEXT)
+        self._require_state("request cancellation of", stage=NEGOTIABLE_STAGES)
+        self._cancellation_requested(reason, actor, timestamp)
+
+    @event("CancellationRequested")
+    def _cancellation_requested(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self.stage_before_cancellation = self.stage
+        self.stage = Stage.CANCELLATION_REQUESTED
+        self.cancellation_by = actor.role
+
+    def withdraw_cancellation(self, actor: Actor, timestamp: datetime) -> None:
+        self._require_answer(actor, "withdraw", by_requester=True)
+        self._cancellation_withdrawn(actor, timestamp)
+
+    @event("CancellationWithdrawn")
+    def _cancellation_withdrawn(self, actor: Actor, timestamp: datetime) -> None:
+        self._resume_after_cancellation_request()
+
+    def decline_cancellation(self, actor: Actor, timestamp: datetime) -> None:
+        self._require_answer(actor, "decline", by_requester=False)
+        self._cancellation_declined(actor, timestamp)
+
+    @event("CancellationDeclined")
+    def _cancellation_declined(self, actor: Actor, timestamp: datetime) -> None:
+        self._resume_after_cancellation_request()
+
+    def accept_cancellation(self, actor: Actor, timestamp: datetime) -> int:
+        """The other party agrees: the order is cancelled and what was paid is refunded.
+
+        Returns the refund in centimes, for the application to record on the payment.
+        """
+        self._require_answer(actor, "accept", by_requester=False)
+        self._cancellation_accepted(actor, timestamp)
+        self._cancelled(CancelReason.MUTUAL_AGREEMENT, None, self.paid_amount, actor, timestamp)
+        return self.paid_amount
+
+    @event("CancellationAccepted")
+    def _cancellation_accepted(self, actor: Actor, timestamp: datetime) -> None:
+        self.cancellation_by = None
+
+    def _require_answer(self, actor: Actor, answer: str, *, by_requester: bool) -> None:
+        self._require(actor, "answer_cancellation")
+        self._require_state(
+            f"{answer} a cancellation request of", stage=[Stage.CANCELLATION_REQUESTED]
+        )
+        if (actor.role == self.cancellation_by) != by_requester:
+            who = "the party who asked" if by_requester else "the other party"
+            raise Forbidden(f"only {who} may {answer} this cancellation request")
+
+    def _resume_after_cancellation_request(self) -> None:
+        self.stage = self.stage_before_cancellation or Stage.AWAITING_ACCEPTANCE
+        self.stage_before_cancellation = None
+        self.cancellation_by = None
+
+    # -- direct cancellation ----------------------------------------------------------------
+
+    def cancel(
+        self, reason: CancelReason, note: str | None, actor: Actor, timestamp: datetime
+    ) -> int:
+        """Cancel without agreement: the client before paying, support for a policy
+        violation, the gateway or clock when payment failed. Returns the refund due."""
+        if reason not in (
+            CancelReason.CLIENT_WITHDREW,
+            CancelReason.POLICY_VIOLATION,
+            CancelReason.PAYMENT_FAILED,
+        ):
+            raise ValidationFailed(
+                f"an order cannot be cancelled directly for {reason}", field="reason"
+            )
+        self._require(actor, reason)
+        if note is not None:
+            check_text(note, "note", max_length=MAX_TEXT, required=False)
+        allowed = [PENDING, PROCESSING] if reason == CancelReason.POLICY_VIOLATION else [PENDING]
+        self._require_state(f"cancel ({reason})", status=allowed)
+        self._cancelled(reason, note, self.paid_amount, actor, timestamp)
+        return self.paid_amount
+
+    @event("OrderCancelled")
+    def _cancelled(
+        self,
+        reason: CancelReason,
+        note: str | None,
+        refund: int,
+        actor: Actor,
+        timestamp: datetime,
+    ) -> None:
+        self.status, self.stage = CANCELLED, Stage.CLOSED
+        self.cancel_reason = CancelReason(reason)
+        self.refunded = refund
+
+    # -- disputes -------------------------------------------------------------------------
+
+    def open_dispute(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self._require(actor, "open_dispute")
+        check_text(reason, "reason", max_length=MAX_TEXT)
+        self._require_state("open a dispute on", status=[PROCESSING])
+        if self.stage == Stage.IN_DISPUTE:
+            raise InvalidTransition("this order is already in dispute")
+        self._dispute_opened(reason, actor, timestamp)
+
+    @event("DisputeOpened")
+    def _dispute_opened(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self.stage = Stage.IN_DISPUTE
+        self.cancellation_by = self.stage_before_cancellation = None
+
+    def resolve_dispute(
+        self, outcome: DisputeOutcome, refund: int | None, actor: Actor, timestamp: datetime
+    ) -> int:
+        """Support decides: release everything, refund everything, or split.
+
+        ``refund`` is required for a split (strictly between 0 and the amount paid) and
+        refused otherwise. Returns the refund due to the client.
+        """
+        self._require(actor, "resolve_dispute")
+        self._require_state("resolve a dispute on", stage=[Stage.IN_DISPUTE])
+        refund = self._dispute_refund(DisputeOutcome(outcome), refund)
+        kept = self.paid_amount - refund
+        fee = fee_of(kept, self.fee_rate_bp)
+        self._dispute_resolved(outcome, refund, fee, kept - fee, actor, timestamp)
+        return refund
+
+    def _dispute_refund(self, outcome: DisputeOutcome, refund: int | None) -> int:
+        if outcome != DisputeOutcome.SPLIT:
+            if refund is not None:
+                raise ValidationFailed("refundAmount is only for a split", field="refundAmount")
+            return self.paid_amount if outcome == DisputeOutcome.REFUND else 0
+        if refund is None or isinstance(refund, bool) or not 0 < refund < self.paid_amount:
+            raise ValidationFailed(
+                "a split needs a refundAmount above 0 and below the amount paid",
+                field="refundAmount",
+            )
+        return refund
+
+    @event("DisputeResolved")
+    def _dispute_resolved(
+        self,
+        outcome: DisputeOutcome,
+        refund: int,
+        fee: int,
+        net: int,
+        actor: Actor,
+        timestamp: datetime,
+    ) -> None:
+        self.dispute_outcome = DisputeOutcome(outcome)
+        self.refunded, self.fee, self.net = refund, fee, net
+        if self.dispute_outcome == DisputeOutcome.REFUND:
+            self.status, self.cancel_reason = CANCELLED, CancelReason.DISPUTE_REFUND
+        else:
+            self.status = COMPLETED
+        self.stage = Stage.CLOSED

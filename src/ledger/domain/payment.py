@@ -1,0 +1,142 @@
+"""The Payment aggregate: one per order, money taken through the gateway, and its refunds.
+
+Its id is derived from the order's id (``payment_id_for``), so a second payment for the same
+order collides with the first in the event store itself: the database, not a check-then-act
+race, guarantees one payment per order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Final
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.actors import Actor
+from ledger.domain.values import PaymentStatus, check_text
+from ledger.errors import Forbidden, InvalidTransition, ValidationFailed
+from ledger.money import CURRENCY
+
+PAYMENT_NAMESPACE: Final = UUID("6f1c5c3e-52a4-4c1b-9a57-7d0f0c6f3b10")
+PAYMENT_METHODS: Final = ("credit_card", "paypal", "cashplus", "bank_transfer", "wallet")
+
+
+def payment_id_for(order_id: UUID) -> UUID:
+    """The one payment id an order can ever have."""
+    return uuid5(PAYMENT_NAMESPACE, f"payment:{order_id}")
+
+
+class Payment(Aggregate):
+    """Money the client pays for one order, held in escrow until the order ends."""
+
+    SETTLERS: ClassVar[tuple[str, ...]] = ("gateway", "clock")
+    """Only the gateway (or the clock, for expiry) decides how a payment went. Refunds are
+    not checked here: they follow from an order command that was authorised on the order."""
+
+    @event("PaymentCreated")
+    def __init__(
+        self,
+        order_id: UUID,
+        client_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        actor: Actor,
+        timestamp: datetime,
+    ) -> None:
+        self.order_id = order_id
+        self.client_id = client_id
+        self.amount = amount
+        self.currency = currency
+        self.payment_method = payment_method
+        self.status = PaymentStatus.PENDING
+        self.transaction_id: str | None = None
+        self.failure_reason: str | None = None
+        self.refunded = 0
+
+    @staticmethod
+    def create_id(order_id: UUID) -> UUID:
+        return payment_id_for(order_id)
+
+    @classmethod
+    def create(
+        cls,
+        order_id: UUID,
+        client_id: str,
+        amount: int,
+        payment_method: str,
+        actor: Actor,
+        timestamp: datetime,
+    ) -> Payment:
+        """Start paying ``amount`` centimes for an order.
+
+        Raises:
+            ValidationFailed: unknown payment method.
+        """
+        if payment_method not in PAYMENT_METHODS:
+            raise ValidationFailed(
+                f"paymentMethod must be one of {', '.join(PAYMENT_METHODS)}",
+                field="paymentMethod",
+            )
+        return cls(
+            order_id=order_id,
+            client_id=client_id,
+            amount=amount,
+            currency=CURRENCY,
+            payment_method=payment_method,
+            actor=actor,
+            timestamp=timestamp,
+        )
+
+    def _require_settler(self, actor: Actor) -> None:
+        if actor.role not in self.SETTLERS:
+            raise Forbidden(f"only the gateway may settle a payment, not the {actor.role}")
+
+    def _require_pending(self, doing: str) -> None:
+        if self.status != PaymentStatus.PENDING:
+            raise InvalidTransition(f"cannot {doing} a payment that is {self.status}")
+
+    def succeed(self, transaction_id: str, actor: Actor, timestamp: datetime) -> None:
+        """The gateway reports the money taken."""
+        self._require_settler(actor)
+        check_text(transaction_id, "transactionId", max_length=255)
+        self._require_pending("record success of")
+        self._succeeded(transaction_id, actor, timestamp)
+
+    @event("PaymentSucceeded")
+    def _succeeded(self, transaction_id: str, actor: Actor, timestamp: datetime) -> None:
+        self.status = PaymentStatus.SUCCESS
+        self.transaction_id = transaction_id
+
+    def fail(
+        self, reason: str, transaction_id: str | None, actor: Actor, timestamp: datetime
+    ) -> None:
+        """The gateway declined, or the payment expired unpaid."""
+        self._require_settler(actor)
+        check_text(reason, "reason", max_length=1_000)
+        self._require_pending("record failure of")
+        self._failed(reason, transaction_id, actor, timestamp)
+
+    @event("PaymentFailed")
+    def _failed(
+        self, reason: str, transaction_id: str | None, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.status = PaymentStatus.FAILED
+        self.failure_reason = reason
+        self.transaction_id = transaction_id
+
+    def refund(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+        """Record money going back to the client (never more than was taken)."""
+        if self.status != PaymentStatus.SUCCESS:
+            raise InvalidTransition(f"cannot refund a payment that is {self.status}")
+        if isinstance(amount, bool) or not 0 < amount <= self.amount - self.refunded:
+            raise ValidationFailed(
+                "a refund must be above 0 and at most what remains of the payment",
+                field="amount",
+            )
+        self._refund_recorded(amount, reason, actor, timestamp)
+
+    @event("RefundRecorded")
+    def _refund_recorded(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self.refunded += amount

@@ -1,0 +1,139 @@
+"""Value types shared by the aggregates, and how they are written into stored events."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from eventsourcing.persistence import Transcoding
+
+from ledger.actors import Actor
+from ledger.errors import ValidationFailed
+from ledger.money import check_centimes
+
+PACKAGE_IDS: Final = ("basic", "standard", "premium")
+MAX_DELIVERY_DAYS: Final = 365
+MAX_REVISIONS: Final = 100
+MAX_TEXT: Final = 5_000
+MAX_TITLE: Final = 200
+
+
+class OrderStatus(StrEnum):
+    """The order's public status: exactly the seed's four values."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Stage(StrEnum):
+    """Where a non-terminal order stands; ``closed`` once completed or cancelled."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"
+    IN_PROGRESS = "in_progress"
+    DELIVERED = "delivered"
+    REVISION_REQUESTED = "revision_requested"
+    CANCELLATION_REQUESTED = "cancellation_requested"
+    IN_DISPUTE = "in_dispute"
+    CLOSED = "closed"
+
+
+class CancelReason(StrEnum):
+    PAYMENT_FAILED = "payment_failed"
+    CLIENT_WITHDREW = "client_withdrew"
+    MUTUAL_AGREEMENT = "mutual_agreement"
+    POLICY_VIOLATION = "policy_violation"
+    DISPUTE_REFUND = "dispute_refund"
+
+
+class DisputeOutcome(StrEnum):
+    RELEASE = "release"
+    REFUND = "refund"
+    SPLIT = "split"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Package:
+    """One purchasable tier of a gig; copied whole into every order placed for it.
+
+    Validation is a separate step (``validated``), not ``__post_init__``: stored events are
+    decoded into packages on every replay, and a rule tightened later must never make an old
+    event unreadable.
+    """
+
+    package_id: str
+    price: int
+    delivery_days: int
+    revisions: int
+    description: str
+
+    def validated(self) -> Package:
+        """Return this package if every field is acceptable.
+
+        Raises:
+            ValidationFailed: the first field that is not.
+        """
+        if self.package_id not in PACKAGE_IDS:
+            raise ValidationFailed(
+                f"packageId must be one of {', '.join(PACKAGE_IDS)}", field="packageId"
+            )
+        check_centimes(self.price, field="price")
+        _check_int_range(self.delivery_days, 1, MAX_DELIVERY_DAYS, "deliveryDays")
+        _check_int_range(self.revisions, 0, MAX_REVISIONS, "revisions")
+        check_text(self.description, "description", max_length=MAX_TEXT)
+        return self
+
+
+def check_text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
+    """Return ``value`` if it is a string of acceptable length.
+
+    Raises:
+        ValidationFailed: not a string, empty when required, or longer than ``max_length``.
+    """
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be a string", field=field)
+    if required and not value.strip():
+        raise ValidationFailed(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
+    return value
+
+
+def _check_int_range(value: object, low: int, high: int, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationFailed(f"{field} must be a whole number from {low} to {high}", field=field)
+
+
+class ActorAsDict(Transcoding):
+    """Stores an ``Actor`` as ``{"id", "role", "request_id"}`` inside an event."""
+
+    type = Actor
+    name = "actor"
+
+    def encode(self, obj: Actor) -> dict[str, Any]:
+        return asdict(obj)
+
+    def decode(self, data: dict[str, Any]) -> Actor:
+        return Actor(**data)
+
+
+class PackageAsDict(Transcoding):
+    """Stores a ``Package`` as a plain mapping inside an event or snapshot."""
+
+    type = Package
+    name = "package"
+
+    def encode(self, obj: Package) -> dict[str, Any]:
+        return asdict(obj)
+
+    def decode(self, data: dict[str, Any]) -> Package:
+        return Package(**data)

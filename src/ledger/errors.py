@@ -1,0 +1,73 @@
+"""Every error a command or query of the ledger can raise, in one tree.
+
+    LedgerError
+     ├── NotFound             the thing does not exist, or is not the caller's to see
+     ├── Forbidden            the caller may see it but may not do this
+     ├── InvalidTransition    not allowed in the aggregate's current status or stage
+     ├── Conflict             clashes with what is already stored
+     │    └── VersionMismatch the caller's expected version is not the current one
+     └── ValidationFailed     a value is malformed or out of range
+
+Only the edges (``api``) translate these into HTTP answers; the domain never speaks HTTP.
+Each error has a stable machine ``code`` that the API returns as the problem's ``code``.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    code = "ledger_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(LedgerError):
+    """Unknown id, or an id the caller has no right to know exists."""
+
+    code = "not_found"
+
+
+class Forbidden(LedgerError):
+    """The caller can see the resource but this action is not theirs to take."""
+
+    code = "forbidden"
+
+
+class InvalidTransition(LedgerError):
+    """The command is not allowed in the aggregate's current status or stage."""
+
+    code = "invalid_transition"
+
+
+class Conflict(LedgerError):
+    """The command clashes with stored state (a second payment, a lost race)."""
+
+    code = "conflict"
+
+
+class VersionMismatch(Conflict):
+    """The caller expected another version of the aggregate (``If-Match``)."""
+
+    code = "version_mismatch"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, but the current version is {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class ValidationFailed(LedgerError):
+    """A value given to the ledger is malformed or out of range.
+
+    ``field`` names the offending input where there is one, so the API can point at it.
+    """
+
+    code = "validation_failed"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field

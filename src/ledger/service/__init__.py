@@ -1,0 +1,17 @@
+"""The application service: ``LedgerApp`` and what each command returns (``Done``)."""
+
+from ledger.service.base import Done
+from ledger.service.gigs import GigCommands
+from ledger.service.orders import OrderCommands
+from ledger.service.payments import PaymentCommands
+
+
+class LedgerApp(GigCommands, OrderCommands, PaymentCommands):
+    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders and payments.
+
+    Every command takes the ``Caller`` first, decides who may do it (``ledger.access``),
+    retries on a lost race, and returns ``Done(aggregate, position)``.
+    """
+
+
+__all__ = ["Done", "LedgerApp"]

@@ -1,0 +1,125 @@
+"""``LedgerApp``: the application service. Every command is *load → decide → save*.
+
+Commands load aggregates, decide (guards, then events) with the time read once from the
+injected clock, and save every changed aggregate in one atomic ``save``. When another writer
+got there first the store raises ``IntegrityError`` (the (id, version) key is taken); the
+command is then decided again on fresh state, and if it is no longer allowed the caller gets
+the domain error. Each command returns the aggregate and the notification position of its
+last event, which the API hands out for read-your-writes.
+
+This module holds the plumbing; the sibling modules add one method per command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.utils import Environment
+
+from ledger.clock import Clock, utc_now
+from ledger.domain.gig import Gig
+from ledger.domain.order import Order
+from ledger.domain.payment import Payment
+from ledger.domain.values import ActorAsDict, PackageAsDict
+from ledger.errors import Conflict, NotFound, VersionMismatch
+from ledger.store import make_append_only
+
+A = TypeVar("A", bound=Aggregate)
+Decision = Callable[[], Sequence[Aggregate]]
+
+
+@dataclass(frozen=True)
+class Done(Generic[A]):
+    """What a command answers: the aggregate as saved, and its last event's position."""
+
+    aggregate: A
+    position: int
+
+
+class LedgerBase(Application[UUID]):
+    """Store set-up, loading and the retrying save that every command goes through."""
+
+    name = "Ledger"
+    snapshotting_intervals = {Gig: 10}  # noqa: RUF012 (the library's own class attribute)
+    max_attempts = 5
+    """How often a command is decided again after losing a race on the same aggregate."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock = utc_now,
+        fee_rate_bp: int = 2_000,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.fee_rate_bp = fee_rate_bp
+        make_append_only(self.recorder)
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        """Configure only from ``env`` (built by ``Settings``), never from ``os.environ``:
+        a stray ``POSTGRES_HOST`` in the shell must not redirect the ledger's writes."""
+        values = dict(type(self).env)
+        if type(self).snapshotting_intervals:
+            values["IS_SNAPSHOTTING_ENABLED"] = "y"
+        values.update(env or {})
+        return Environment(name, values)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(ActorAsDict())
+        transcoder.register(PackageAsDict())
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found")
+        return aggregate
+
+    def _order(self, order_id: UUID, expected_version: int | None = None) -> Order:
+        order = self._load(Order, order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise VersionMismatch(expected_version, order.version)
+        return order
+
+    def _payment(self, payment_id: UUID) -> Payment:
+        return self._load(Payment, payment_id)
+
+    def _gig(self, gig_id: UUID) -> Gig:
+        return self._load(Gig, gig_id)
+
+    def _refuse_existing(self, aggregate_id: UUID, detail: str | None = None) -> None:
+        """Raises: Conflict, when a new aggregate's id is already taken."""
+        if aggregate_id in self.repository:
+            raise Conflict(detail or f"{aggregate_id} already exists")
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def _run(self, decide: Decision) -> Done[Any]:
+        """Decide and save; on a lost race decide again on fresh state.
+
+        The first aggregate ``decide`` returns is the one the command answers with.
+
+        Raises:
+            Conflict: still losing races after ``max_attempts`` (a very hot aggregate).
+            LedgerError: whatever ``decide`` raises, on the state current at that attempt.
+        """
+        for _ in range(self.max_attempts):
+            aggregates = decide()
+            try:
+                recordings = self.save(*aggregates)
+            except IntegrityError:
+                continue
+            return Done(aggregates[0], recordings[-1].notification.id)
+        raise Conflict("the resource changed too often while this command ran; try again")

@@ -1,0 +1,295 @@
+"""Order commands: one method per row of DESIGN.md's transition table, and order reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from ledger import access
+from ledger.actors import Actor, Caller
+from ledger.domain.order import Order
+from ledger.domain.payment import Payment
+from ledger.domain.values import (
+    MAX_TEXT,
+    CancelReason,
+    DisputeOutcome,
+    check_text,
+)
+from ledger.errors import Conflict, NotFound
+from ledger.service.base import Done, LedgerBase
+
+OrderAction = Callable[[Order, Actor, datetime], int | None]
+"""Applies one command to a loaded order; returns the refund it makes due, if any."""
+
+
+class OrderCommands(LedgerBase):
+    """Placing orders and moving them through their life."""
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def place_order(
+        self,
+        caller: Caller,
+        gig_id: UUID,
+        package_id: str,
+        requirements: str | None = None,
+        order_id: UUID | None = None,
+    ) -> Done[Order]:
+        """Order a package of a gig: pending, awaiting payment, total = the package price.
+
+        Raises:
+            NotFound: unknown gig. Forbidden: the caller may not create.
+            ValidationFailed: unknown package or bad requirements.
+            Conflict: the caller owns the gig, or ``order_id`` is taken.
+        """
+        actor = access.require_creator(caller, "client")
+        if requirements is not None:
+            check_text(requirements, "requirements", max_length=MAX_TEXT, required=False)
+        new_id = order_id or uuid4()
+
+        def decide() -> list[Order]:
+            self._refuse_existing(new_id)
+            gig = self._gig(gig_id)
+            if gig.freelancer_id == caller.id:
+                raise Conflict("you cannot order your own gig")
+            package = gig.package(package_id)
+            return [
+                Order(
+                    order_id=new_id,
+                    client_id=caller.id,
+                    gig_id=gig.id,
+                    freelancer_id=gig.freelancer_id,
+                    package=package,
+                    fee_rate_bp=self.fee_rate_bp,
+                    requirements=requirements,
+                    actor=actor,
+                    timestamp=self.clock(),
+                )
+            ]
+
+        return self._run(decide)
+
+    def get_order(self, caller: Caller, order_id: UUID, version: int | None = None) -> Order:
+        """The order now, or as it was at ``version``.
+
+        Raises:
+            NotFound: unknown, not the caller's, or no such version.
+        """
+        current = self._order(order_id)
+        access.require_visible(caller, current)
+        if version is None or version == current.version:
+            return current
+        if not 1 <= version <= current.version:
+            raise NotFound(f"order {order_id} has no version {version}")
+        return self._load(Order, order_id, version)
+
+    def accept_order(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Freelancer confirms the paid order. Raises: NotFound, Forbidden, InvalidTransition."""
+        return self._on_order(
+            caller, order_id, "accept", expected_version, lambda o, a, t: o.accept(a, t)
+        )
+
+    def submit_requirements(
+        self, caller: Caller, order_id: UUID, text: str, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Client adds requirements.
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "submit_requirements",
+            expected_version,
+            lambda o, a, t: o.submit_requirements(text, a, t),
+        )
+
+    def deliver_order(
+        self, caller: Caller, order_id: UUID, message: str, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Freelancer delivers. Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition."""
+        return self._on_order(
+            caller, order_id, "deliver", expected_version, lambda o, a, t: o.deliver(message, a, t)
+        )
+
+    def request_revision(
+        self, caller: Caller, order_id: UUID, reason: str, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Client asks for a revision, within the package's allowance.
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition (none left).
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "request_revision",
+            expected_version,
+            lambda o, a, t: o.request_revision(reason, a, t),
+        )
+
+    def complete_order(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Client accepts the delivery; the fee is fixed in the event.
+
+        Raises: NotFound, Forbidden, InvalidTransition.
+        """
+        return self._on_order(
+            caller, order_id, "complete", expected_version, lambda o, a, t: o.complete(a, t)
+        )
+
+    def review_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        rating: int,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> Done[Order]:
+        """Client rates a completed order, once.
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "review",
+            expected_version,
+            lambda o, a, t: o.review(rating, comment, a, t),
+        )
+
+    def request_cancellation(
+        self, caller: Caller, order_id: UUID, reason: str, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Either party asks to cancel.
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "request_cancellation",
+            expected_version,
+            lambda o, a, t: o.request_cancellation(reason, a, t),
+        )
+
+    def withdraw_cancellation(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """The requester takes the request back. Raises: NotFound, Forbidden, InvalidTransition."""
+        return self._on_order(
+            caller,
+            order_id,
+            "answer_cancellation",
+            expected_version,
+            lambda o, a, t: o.withdraw_cancellation(a, t),
+        )
+
+    def decline_cancellation(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """The other party says no. Raises: NotFound, Forbidden, InvalidTransition."""
+        return self._on_order(
+            caller,
+            order_id,
+            "answer_cancellation",
+            expected_version,
+            lambda o, a, t: o.decline_cancellation(a, t),
+        )
+
+    def accept_cancellation(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """The other party agrees: cancelled, and the payment refunded in the same save.
+
+        Raises: NotFound, Forbidden, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "answer_cancellation",
+            expected_version,
+            lambda o, a, t: o.accept_cancellation(a, t),
+        )
+
+    def cancel_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        reason: CancelReason,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> Done[Order]:
+        """Client withdraws a pending order; support or admin cancel for a policy violation
+        (refunding what was paid).
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller, order_id, reason, expected_version, lambda o, a, t: o.cancel(reason, note, a, t)
+        )
+
+    def open_dispute(
+        self, caller: Caller, order_id: UUID, reason: str, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Either party disputes a processing order.
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "open_dispute",
+            expected_version,
+            lambda o, a, t: o.open_dispute(reason, a, t),
+        )
+
+    def resolve_dispute(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        outcome: DisputeOutcome,
+        refund: int | None = None,
+        expected_version: int | None = None,
+    ) -> Done[Order]:
+        """Support releases, refunds or splits (``refund`` centimes back to the client).
+
+        Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
+        """
+        return self._on_order(
+            caller,
+            order_id,
+            "resolve_dispute",
+            expected_version,
+            lambda o, a, t: o.resolve_dispute(outcome, refund, a, t),
+        )
+
+    def _on_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        command: str,
+        expected_version: int | None,
+        act: OrderAction,
+    ) -> Done[Order]:
+        """Load the order, pick the caller's capacity for ``command``, act, refund if due."""
+
+        def decide() -> list[Order | Payment]:
+            order = self._order(order_id, expected_version)
+            actor = access.acting_on(caller, order, Order.WHO[command])
+            now = self.clock()
+            refund = act(order, actor, now)
+            return [order, *self._refund(order, refund or 0, actor, now)]
+
+        return self._run(decide)
+
+    def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
+        if amount <= 0 or order.payment_id is None:
+            return []
+        payment = self._payment(order.payment_id)
+        reason = order.cancel_reason or "dispute_split"
+        payment.refund(amount, str(reason), actor, now)
+        return [payment]

@@ -1,0 +1,150 @@
+"""The one place configuration is read: environment variables (or ``.env``), validated.
+
+Every field is named by the environment variable that sets it, and a bad value is refused at
+start-up with a message naming that variable, rather than surfacing later as a mysterious
+failure. ``eventsourcing_env`` turns the database settings into the ``eventsourcing``
+library's environment, so the library is configured from here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.money import percent_to_basis_points
+
+WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "changethis", "dev", "test"})
+
+
+def _env(name: str, **constraints: Any) -> Any:
+    return Field(validation_alias=name, **constraints)
+
+
+class Settings(BaseSettings):
+    """Gig Ledger's settings; the README's configuration table lists the same variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Annotated[Literal["development", "production"], _env("LEDGER_ENV")] = "development"
+    database_url: Annotated[str, _env("LEDGER_DATABASE_URL")] = "sqlite:///var/ledger.db"
+    db_pool_size: Annotated[int, _env("LEDGER_DB_POOL_SIZE", ge=1, le=200)] = 10
+    db_connect_timeout: Annotated[int, _env("LEDGER_DB_CONNECT_TIMEOUT", ge=1, le=300)] = 5
+    db_lock_timeout: Annotated[int, _env("LEDGER_DB_LOCK_TIMEOUT", ge=1, le=300)] = 5
+    var_dir: Annotated[Path, _env("LEDGER_VAR_DIR")] = Path("var")
+    auth_secret: Annotated[SecretStr | None, _env("LEDGER_AUTH_SECRET")] = None
+    gateway: Annotated[Literal["sandbox", "youcanpay"], _env("LEDGER_GATEWAY")] = "sandbox"
+    youcanpay_private_key: Annotated[SecretStr | None, _env("YOUCANPAY_PRIVATE_KEY")] = None
+    youcanpay_public_key: Annotated[str | None, _env("YOUCANPAY_PUBLIC_KEY")] = None
+    youcanpay_sandbox: Annotated[bool, _env("YOUCANPAY_SANDBOX")] = True
+    public_url: Annotated[AnyHttpUrl, _env("LEDGER_PUBLIC_URL")] = AnyHttpUrl(
+        "http://127.0.0.1:8000"
+    )
+    platform_fee_percent: Annotated[
+        Decimal, _env("LEDGER_PLATFORM_FEE_PERCENT", ge=0, le=100, decimal_places=2)
+    ] = Decimal(20)
+    auto_complete_days: Annotated[int, _env("LEDGER_AUTO_COMPLETE_DAYS", ge=1, le=365)] = 3
+    payment_expiry_minutes: Annotated[
+        int, _env("LEDGER_PAYMENT_EXPIRY_MINUTES", ge=1, le=7 * 24 * 60)
+    ] = 30
+    clearance_days: Annotated[int, _env("LEDGER_CLEARANCE_DAYS", ge=0, le=365)] = 14
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            if not parts.path.lstrip("/"):
+                raise ValueError("a SQLite URL needs a file path, e.g. sqlite:///var/ledger.db")
+        elif parts.scheme in ("postgresql", "postgres"):
+            if not parts.hostname or not parts.path.lstrip("/"):
+                raise ValueError("a PostgreSQL URL needs a host and a database name")
+        else:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return url
+
+    @field_validator("auth_secret")
+    @classmethod
+    def _strong_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            value = secret.get_secret_value()
+            if value.lower() in WEAK_SECRETS or len(value) < 32:
+                raise ValueError("must be a random string of at least 32 characters")
+        return secret
+
+    @model_validator(mode="after")
+    def _complete_for_the_chosen_parts(self) -> Settings:
+        if self.environment == "production" and self.auth_secret is None:
+            raise ValueError("LEDGER_AUTH_SECRET must be set when LEDGER_ENV=production")
+        if self.gateway == "youcanpay" and not (
+            self.youcanpay_private_key and self.youcanpay_public_key
+        ):
+            raise ValueError(
+                "YOUCANPAY_PRIVATE_KEY and YOUCANPAY_PUBLIC_KEY must be set "
+                "when LEDGER_GATEWAY=youcanpay"
+            )
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return not self.database_url.startswith("sqlite:")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file: ``sqlite:///var/x.db`` is relative, ``sqlite:////abs/x.db`` not."""
+        return Path(urlsplit(self.database_url).path[1:])
+
+    @property
+    def fee_rate_bp(self) -> int:
+        return percent_to_basis_points(self.platform_fee_percent)
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` library's environment for the configured database."""
+        if not self.is_postgres:
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": str(self.db_lock_timeout),
+            }
+        parts = urlsplit(self.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
+            "POSTGRES_HOST": parts.hostname or "",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": str(self.db_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.db_pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": str(self.db_connect_timeout),
+            "POSTGRES_LOCK_TIMEOUT": str(self.db_lock_timeout),
+        }
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot be used; the message names each offending variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's report into one line per bad variable.
+
+    ``overrides`` are given by environment-variable name (``LEDGER_DATABASE_URL=…``).
+
+    Raises:
+        SettingsError: a variable is missing, malformed or out of range.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = [_describe(e) for e in error.errors()]
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _describe(error: Any) -> str:
+    name = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"  {name}: {message}" if name else f"  {message}"
