@@ -1,36 +1,153 @@
-"""The ``ledger`` command line."""
+"""The ``ledger`` command line: one sub-command per operator task.
+
+ledger serve [--host H] [--port P] [--no-projections]
+ledger worker
+ledger projections status
+ledger projections rebuild [NAME ...]
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from ledger.bootstrap import build_ledger
 from ledger.settings import Settings, SettingsError, load_settings
+from projections.registry import build_runner
+from projections.runner import ProjectionRunner
+
+console = Console(stderr=True)
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description="Gig Ledger")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API (and the projections)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-projections", action="store_true", help="leave the projections to `ledger worker`"
+    )
+    commands.add_parser("worker", help="run the projections and timers, without the API")
+    projections = commands.add_parser("projections", help="inspect or rebuild read models")
+    actions = projections.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="each projection's position and lag")
+    rebuild = actions.add_parser("rebuild", help="drop read models and replay every event")
+    rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ledger", description="Gig Ledger")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as error:
-        print(error, file=sys.stderr)
+        console.print(str(error), markup=False)
         return 2
-    if args.command == "serve":
-        return _serve(settings, args.host, args.port)
-    return 2
+    command: Command = {
+        "serve": _serve,
+        "worker": _worker,
+        "projections": _projections,
+    }[args.command]
+    return command(settings, args)
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port)
+    app = create_app(settings, run_projections=not args.no_projections)
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply projections until SIGTERM or SIGINT, then finish the batch in hand and stop."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with build_ledger(settings) as ledger:
+        runner = build_runner(ledger)
+        runner.start()
+        console.print(f"worker running: {', '.join(runner.projections)}")
+        stopping.wait()
+        runner.stop()
+    console.print("worker stopped")
+    return 0
+
+
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    with build_ledger(settings) as ledger:
+        runner = build_runner(ledger)
+        try:
+            if args.action == "status":
+                return _print_status(runner)
+            return _rebuild(runner, args.names or list(runner.projections))
+        finally:
+            runner.stop()
+
+
+def _print_status(runner: ProjectionRunner) -> int:
+    table = Table("projection", "position", "head", "lag", "applied here", "last error")
+    for status in runner.status():
+        table.add_row(
+            status.name,
+            str(status.position),
+            str(status.head),
+            str(status.lag),
+            "yes" if status.leading else "no (another process)",
+            status.error or "",
+        )
+    Console().print(table)
+    return 0
+
+
+def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
+    unknown = set(names) - set(runner.projections)
+    if unknown:
+        console.print(f"unknown projections: {', '.join(sorted(unknown))}")
+        return 2
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        for name in names:
+            task = progress.add_task(name, total=None)
+            started = time.perf_counter()
+
+            def show(position: int, head: int, task: TaskID = task) -> None:
+                progress.update(task, completed=position, total=head)
+
+            try:
+                events = runner.rebuild(name, show)
+            except RuntimeError as error:
+                console.print(str(error))
+                return 1
+            seconds = time.perf_counter() - started
+            rate = events / seconds if seconds else 0.0
+            progress.console.print(
+                f"{name}: {events} events in {seconds:.2f} s ({rate:,.0f} events/s)"
+            )
     return 0
 
 

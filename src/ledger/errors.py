@@ -7,6 +7,7 @@
      ├── Conflict             clashes with what is already stored
      │    └── VersionMismatch the caller's expected version is not the current one
      └── ValidationFailed     a value is malformed or out of range
+          └── InvalidCursor   a page cursor that names no item of the list
 
 Only the edges (``api``) translate these into HTTP answers; the domain never speaks HTTP.
 Each error has a stable machine ``code`` that the API returns as the problem's ``code``.
@@ -71,3 +72,14 @@ class ValidationFailed(LedgerError):
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.field = field
+
+
+class InvalidCursor(ValidationFailed):
+    """``startingAfter`` names no item of the list being paged."""
+
+    code = "invalid_cursor"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            f"startingAfter {cursor!r} is not an item of this list", field="startingAfter"
+        )

@@ -206,12 +206,13 @@ class Order(Aggregate):
         self._require_state("review", status=[COMPLETED])
         if self.rating is not None:
             raise InvalidTransition("this order has already been reviewed")
-        self._reviewed(rating, comment, actor, timestamp)
+        self._reviewed(self.gig_id, rating, comment, actor, timestamp)
 
     @event("OrderReviewed")
     def _reviewed(
-        self, rating: int, comment: str | None, actor: Actor, timestamp: datetime
+        self, gig_id: UUID, rating: int, comment: str | None, actor: Actor, timestamp: datetime
     ) -> None:
+        """``gig_id`` rides along so the gig catalogue can rate the gig from this event."""
         self.rating, self.review_comment = rating, comment
 
     # -- cancellation by agreement ----------------------------------------------------------

@@ -8,7 +8,7 @@ race, guarantees one payment per order.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -39,6 +39,7 @@ class Payment(Aggregate):
         self,
         order_id: UUID,
         client_id: str,
+        freelancer_id: str,
         amount: int,
         currency: str,
         payment_method: str,
@@ -47,6 +48,7 @@ class Payment(Aggregate):
     ) -> None:
         self.order_id = order_id
         self.client_id = client_id
+        self.freelancer_id = freelancer_id
         self.amount = amount
         self.currency = currency
         self.payment_method = payment_method
@@ -54,6 +56,7 @@ class Payment(Aggregate):
         self.transaction_id: str | None = None
         self.failure_reason: str | None = None
         self.refunded = 0
+        self.refunds: list[dict[str, Any]] = []
 
     @staticmethod
     def create_id(order_id: UUID) -> UUID:
@@ -64,6 +67,7 @@ class Payment(Aggregate):
         cls,
         order_id: UUID,
         client_id: str,
+        freelancer_id: str,
         amount: int,
         payment_method: str,
         actor: Actor,
@@ -82,6 +86,7 @@ class Payment(Aggregate):
         return cls(
             order_id=order_id,
             client_id=client_id,
+            freelancer_id=freelancer_id,
             amount=amount,
             currency=CURRENCY,
             payment_method=payment_method,
@@ -140,3 +145,4 @@ class Payment(Aggregate):
     @event("RefundRecorded")
     def _refund_recorded(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
         self.refunded += amount
+        self.refunds.append({"amount": amount, "reason": reason, "at": timestamp})

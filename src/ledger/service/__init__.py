@@ -13,5 +13,9 @@ class LedgerApp(GigCommands, OrderCommands, PaymentCommands):
     retries on a lost race, and returns ``Done(aggregate, position)``.
     """
 
+    name = "Ledger"
+    """Names the tables on PostgreSQL (``ledger_events``, ``ledger_snapshots``); SQLite's
+    recorder keeps the library's own names (``stored_events``, ``stored_snapshots``)."""
+
 
 __all__ = ["Done", "LedgerApp"]

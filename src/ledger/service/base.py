@@ -19,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import Environment
 
 from ledger.clock import Clock, utc_now
@@ -45,7 +45,6 @@ class Done(Generic[A]):
 class LedgerBase(Application[UUID]):
     """Store set-up, loading and the retrying save that every command goes through."""
 
-    name = "Ledger"
     snapshotting_intervals = {Gig: 10}  # noqa: RUF012 (the library's own class attribute)
     max_attempts = 5
     """How often a command is decided again after losing a race on the same aggregate."""
@@ -60,6 +59,7 @@ class LedgerBase(Application[UUID]):
         super().__init__(env)
         self.clock = clock
         self.fee_rate_bp = fee_rate_bp
+        self._listeners: list[Callable[[int], None]] = []
         make_append_only(self.recorder)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
@@ -123,3 +123,15 @@ class LedgerBase(Application[UUID]):
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Conflict("the resource changed too often while this command ran; try again")
+
+    # -- telling others ---------------------------------------------------------------------
+
+    def on_saved(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(position)`` after each successful save in this process (the read
+        side uses it to wake its runner at once instead of polling)."""
+        self._listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            for listener in self._listeners:
+                listener(recordings[-1].notification.id)

@@ -42,7 +42,13 @@ class PaymentCommands(LedgerBase):
             self._refuse_existing(payment_id, "this order already has a payment")
             return [
                 Payment.create(
-                    order.id, order.client_id, order.total, payment_method, actor, self.clock()
+                    order.id,
+                    order.client_id,
+                    order.freelancer_id,
+                    order.total,
+                    payment_method,
+                    actor,
+                    self.clock(),
                 )
             ]
 

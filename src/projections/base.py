@@ -1,0 +1,75 @@
+"""What a projection is: a name, the event topics it reads, its tables, and ``apply``.
+
+``apply`` receives a whole batch of events and writes its rows inside the transaction the
+runner opened; the runner moves the projection's tracking position in that same
+transaction, so a batch is applied exactly once or not at all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.utils import get_topic
+
+from projections.db import Txn
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded event and its position in the notification log."""
+
+    position: int
+    event: Any
+
+    @property
+    def kind(self) -> str:
+        """The event's type name, as the API shows it (``OrderPlaced``)."""
+        return type(self.event).__name__
+
+
+class Projection(ABC):
+    """A read model built from events. Subclasses declare ``name``, ``tables`` and ``topics``."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    """Tables this projection owns, in the order they may be dropped."""
+
+    @property
+    @abstractmethod
+    def topics(self) -> Sequence[str]:
+        """The event topics this projection reads; all others count as processed."""
+
+    @abstractmethod
+    def schema(self) -> Sequence[str]:
+        """``CREATE TABLE/INDEX IF NOT EXISTS`` statements (valid on SQLite and PostgreSQL)."""
+
+    @abstractmethod
+    def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
+        """Write the rows for ``batch`` (oldest first) within ``txn``."""
+
+    def drop(self, txn: Txn) -> None:
+        for table in self.tables:
+            txn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def topics_of(*aggregates: type[Aggregate]) -> list[str]:
+    """Every event topic declared on the given aggregate classes."""
+    return [
+        get_topic(value)
+        for aggregate in aggregates
+        for value in vars(aggregate).values()
+        if isinstance(value, type) and issubclass(value, DomainEvent)
+    ]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Timestamps are stored as ISO 8601 UTC text with microseconds, which sorts by time on
+    every backend and reads back exactly."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

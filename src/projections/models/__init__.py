@@ -1,0 +1,1 @@
+"""The read models: each a ``Projection`` that owns its tables."""

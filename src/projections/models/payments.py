@@ -1,0 +1,94 @@
+"""Payment records: each payment as the API shows it, with its refunds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.persistence import Transcoder
+
+from ledger.domain.payment import Payment
+from projections.base import Envelope, Projection, iso, topics_of
+from projections.db import Txn
+from projections.states import Evolver, StateCodec
+
+UPSERT_PAYMENT = """
+INSERT INTO payments (id, position, order_id, client_id, freelancer_id, status, amount,
+    currency, payment_method, transaction_id, failure_reason, refunded_amount, refunds,
+    created_at, updated_at, version, state)
+VALUES (:id, :position, :order_id, :client_id, :freelancer_id, :status, :amount, :currency,
+    :payment_method, :transaction_id, :failure_reason, :refunded_amount, :refunds,
+    :created_at, :updated_at, :version, :state)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+    transaction_id = excluded.transaction_id, failure_reason = excluded.failure_reason,
+    refunded_amount = excluded.refunded_amount, refunds = excluded.refunds,
+    updated_at = excluded.updated_at, version = excluded.version, state = excluded.state
+"""
+
+
+class PaymentRecords(Projection):
+    """``payments``: by order, by status, by transaction id; newest first by ``position``."""
+
+    name: ClassVar[str] = "payments"
+    tables: ClassVar[tuple[str, ...]] = ("payments",)
+
+    def __init__(self, transcoder: Transcoder) -> None:
+        self.codec = StateCodec(Payment, transcoder)
+
+    @property
+    def topics(self) -> Sequence[str]:
+        return topics_of(Payment)
+
+    def schema(self) -> Sequence[str]:
+        return [
+            """CREATE TABLE IF NOT EXISTS payments (
+                id TEXT PRIMARY KEY, position BIGINT NOT NULL, order_id TEXT NOT NULL UNIQUE,
+                client_id TEXT NOT NULL, freelancer_id TEXT NOT NULL, status TEXT NOT NULL,
+                amount BIGINT NOT NULL, currency TEXT NOT NULL, payment_method TEXT NOT NULL,
+                transaction_id TEXT, failure_reason TEXT, refunded_amount BIGINT NOT NULL,
+                refunds TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                version INTEGER NOT NULL, state TEXT NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS payments_by_position ON payments (position)",
+            "CREATE INDEX IF NOT EXISTS payments_by_status ON payments (status, position)",
+            "CREATE INDEX IF NOT EXISTS payments_by_client ON payments (client_id, position)",
+            "CREATE INDEX IF NOT EXISTS payments_by_freelancer"
+            " ON payments (freelancer_id, position)",
+            "CREATE INDEX IF NOT EXISTS payments_by_transaction ON payments (transaction_id)",
+        ]
+
+    def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
+        evolver = Evolver(self.codec, txn, "payments")
+        created: dict[UUID, int] = {}
+        for envelope in batch:
+            payment = evolver.apply(envelope)
+            if payment.version == 1:
+                created[payment.id] = envelope.position
+        rows = [self._row(p, created.get(p.id, 0)) for p in evolver.touched()]
+        txn.executemany(UPSERT_PAYMENT, rows)
+
+    def _row(self, payment: Payment, position: int) -> dict[str, Any]:
+        return {
+            "id": str(payment.id),
+            "position": position,
+            "order_id": str(payment.order_id),
+            "client_id": payment.client_id,
+            "freelancer_id": payment.freelancer_id,
+            "status": str(payment.status),
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "payment_method": payment.payment_method,
+            "transaction_id": payment.transaction_id,
+            "failure_reason": payment.failure_reason,
+            "refunded_amount": payment.refunded,
+            "refunds": json.dumps([_refund(refund) for refund in payment.refunds]),
+            "created_at": iso(payment.created_on),
+            "updated_at": iso(payment.modified_on),
+            "version": payment.version,
+            "state": self.codec.dump(payment),
+        }
+
+
+def _refund(refund: dict[str, Any]) -> dict[str, Any]:
+    return {"amount": refund["amount"], "reason": refund["reason"], "at": iso(refund["at"])}

@@ -1,0 +1,19 @@
+"""Every read model the service keeps, built for one ``LedgerApp``."""
+
+from __future__ import annotations
+
+from ledger.service import LedgerApp
+from projections.base import Projection
+from projections.models.gigs import GigCatalog
+from projections.models.orders import OrderHistory
+from projections.models.payments import PaymentRecords
+from projections.runner import ProjectionRunner
+
+
+def all_projections(app: LedgerApp) -> list[Projection]:
+    transcoder = app.mapper.transcoder
+    return [OrderHistory(transcoder), PaymentRecords(transcoder), GigCatalog(transcoder)]
+
+
+def build_runner(app: LedgerApp, **options: float) -> ProjectionRunner:
+    return ProjectionRunner(app, all_projections(app), **options)  # type: ignore[arg-type]

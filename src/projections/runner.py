@@ -1,0 +1,241 @@
+"""The projection runner: batched, exactly once, resumable, woken without busy polling.
+
+For each projection it reads the notification log after the projection's position, up to
+the head it saw *before* reading (the store's insert lock makes commit order equal id order,
+so every id up to that head is either committed or a gap left by a rollback), applies the
+batch and moves the position in one transaction. Events of topics a projection does not read
+still count as processed, so its position reaches the head.
+
+Wake-ups: an in-process signal after each save, LISTEN/NOTIFY on PostgreSQL, and a slow poll
+as a fallback. ``wait_for`` lets a reader block until the read models it uses have caught up
+with a position (read-your-writes), woken by each committed batch rather than by a timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from ledger.clock import utc_now
+from ledger.service import LedgerApp
+from projections import tracking
+from projections.base import Envelope, Projection, iso
+from projections.db import Database
+from projections.postgres import PROJECTIONS_CHANNEL, Leadership, Listener
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    position: int
+    head: int
+    leading: bool
+    error: str | None
+
+    @property
+    def lag(self) -> int:
+        """Notification ids between the head and this projection (gaps count too)."""
+        return max(self.head - self.position, 0)
+
+
+class ProjectionRunner:
+    """Applies ``projections`` to the read models of ``app``'s store."""
+
+    def __init__(
+        self,
+        app: LedgerApp,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 1_000,
+        poll_interval: float = 2.0,
+    ) -> None:
+        self.app = app
+        self.db = Database(app.recorder)
+        self.projections = {p.name: p for p in projections}
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._positions: dict[str, int] = {}
+        self._errors: dict[str, str] = {}
+        self._moved = threading.Condition()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        recorder = app.recorder
+        self._postgres = isinstance(recorder, PostgresApplicationRecorder)
+        self._leadership: Leadership | None = None
+        self._listener: Listener | None = None
+        if isinstance(recorder, PostgresApplicationRecorder):
+            self._leadership = Leadership(recorder)
+            self._listener = Listener(recorder, self._wake.set, self._refresh)
+        self.setup()
+        app.on_saved(lambda _position: self._wake.set())
+
+    # -- set-up and state -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the tracking table and every projection's tables (idempotent)."""
+        with self.db.transaction() as txn:
+            tracking.create(txn, list(self.projections))
+            for projection in self.projections.values():
+                for statement in projection.schema():
+                    txn.execute(statement)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Re-read every position (another process may have moved those it leads)."""
+        positions = tracking.positions(self.db)
+        with self._moved:
+            self._positions.update(positions)
+            self._moved.notify_all()
+
+    def leading(self) -> set[str]:
+        """The projections this process applies (all of them, except on PostgreSQL where
+        another process may hold some)."""
+        if self._leadership is None:
+            return set(self.projections)
+        return self._leadership.claim(self.projections)
+
+    def status(self) -> list[Status]:
+        self._refresh()
+        head = self.app.recorder.max_notification_id() or 0
+        leading = self.leading()
+        return [
+            Status(n, self._positions.get(n, 0), head, n in leading, self._errors.get(n))
+            for n in self.projections
+        ]
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def run_once(self, names: Iterable[str] | None = None) -> int:
+        """Bring the projections this process leads up to the current head.
+
+        Returns the number of events applied. Errors are raised to the caller.
+        """
+        wanted = set(names) if names is not None else set(self.projections)
+        return sum(self._catch_up(self.projections[n]) for n in wanted & self.leading())
+
+    def _catch_up(self, projection: Projection, progress: Progress | None = None) -> int:
+        applied = 0
+        while True:
+            step = self._step(projection)
+            if step is None:
+                return applied
+            applied += step
+            if progress is not None:
+                progress(self._positions[projection.name], self._head())
+
+    def _head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def _step(self, projection: Projection) -> int | None:
+        """Apply one batch; ``None`` when there was nothing to do."""
+        old = tracking.positions(self.db).get(projection.name, 0)
+        head = self._head()
+        if head <= old:
+            self._set_position(projection.name, old)
+            return None
+        notifications = self.app.recorder.select_notifications(
+            start=old,
+            limit=self.batch_size,
+            stop=head,
+            topics=projection.topics,
+            inclusive_of_start=False,
+        )
+        full = len(notifications) == self.batch_size
+        new = notifications[-1].id if full else head
+        batch = [Envelope(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        with self.db.transaction() as txn:
+            if not tracking.advance(txn, projection.name, old, new, iso(utc_now()) or ""):
+                return 0  # another runner moved it: this batch is rolled back, re-read
+            projection.apply(batch, txn)
+            if self._postgres:
+                txn.execute(f"NOTIFY {PROJECTIONS_CHANNEL}")
+        self._set_position(projection.name, new)
+        return len(batch)
+
+    def _set_position(self, name: str, position: int) -> None:
+        with self._moved:
+            self._positions[name] = max(position, self._positions.get(name, 0))
+            self._moved.notify_all()
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait_for(self, position: int, timeout: float, names: Iterable[str] | None = None) -> bool:
+        """Block until the named projections (default: all) have processed the log up to
+        ``position``, or ``timeout`` seconds pass. Returns whether they got there."""
+        wanted = list(names) if names is not None else list(self.projections)
+        deadline = time.monotonic() + timeout
+        with self._moved:
+            while any(self._positions.get(n, 0) < position for n in wanted):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._moved.wait(remaining):
+                    return all(self._positions.get(n, 0) >= position for n in wanted)
+        return True
+
+    # -- the background loop ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in a daemon thread until ``stop``."""
+        if self._listener is not None:
+            self._listener.start()
+        self._thread = threading.Thread(target=self._loop, name="ledger-projections", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._listener is not None:
+            self._listener.stop()
+        if self._leadership is not None:
+            self._leadership.close()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            for name in sorted(self.leading()):
+                self._guarded(name)
+            self._wake.wait(self.poll_interval)
+
+    def _guarded(self, name: str) -> None:
+        try:
+            self._catch_up(self.projections[name])
+            self._errors.pop(name, None)
+        except Exception as error:  # a projection bug or a lost database must not kill the loop
+            if self._errors.get(name) != repr(error):
+                log.exception("projection %s failed; will retry", name)
+            self._errors[name] = repr(error)
+
+    # -- rebuilding -------------------------------------------------------------------------
+
+    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 10_000) -> int:
+        """Drop the projection's tables and replay the whole log into them.
+
+        Raises:
+            KeyError: no projection of that name.
+            RuntimeError: another process applies it (on PostgreSQL): stop that first.
+        """
+        projection = self.projections[name]
+        if name not in self.leading():
+            raise RuntimeError(f"projection {name} is applied by another process; stop it first")
+        with self.db.transaction() as txn:
+            projection.drop(txn)
+            for statement in projection.schema():
+                txn.execute(statement)
+            tracking.reset(txn, name)
+        with self._moved:
+            self._positions[name] = 0
+        saved, self.batch_size = self.batch_size, batch_size
+        try:
+            return self._catch_up(projection, progress)
+        finally:
+            self.batch_size = saved
