@@ -20,7 +20,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -130,24 +129,21 @@ def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    started = time.perf_counter()
     with Progress(*columns, console=console) as progress:
-        for name in names:
-            task = progress.add_task(name, total=None)
-            started = time.perf_counter()
+        task = progress.add_task(f"rebuilding {', '.join(names)}", total=None)
 
-            def show(position: int, head: int, task: TaskID = task) -> None:
-                progress.update(task, completed=position, total=head)
+        def show(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=head)
 
-            try:
-                events = runner.rebuild(name, show)
-            except RuntimeError as error:
-                console.print(str(error))
-                return 1
-            seconds = time.perf_counter() - started
-            rate = events / seconds if seconds else 0.0
-            progress.console.print(
-                f"{name}: {events} events in {seconds:.2f} s ({rate:,.0f} events/s)"
-            )
+        try:
+            events = runner.rebuild(names, show)
+        except RuntimeError as error:
+            console.print(str(error))
+            return 1
+    seconds = time.perf_counter() - started
+    rate = events / seconds if seconds else 0.0
+    console.print(f"rebuilt: {events:,} events applied in {seconds:.2f} s ({rate:,.0f} events/s)")
     return 0
 
 

@@ -22,6 +22,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
+_INSERT = re.compile(
+    r"\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^)]*)\)\s*"
+    r"VALUES \((?P<values>[^)]*)\)(?P<tail>.*)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @lru_cache(maxsize=512)
@@ -32,10 +37,11 @@ def _for_psycopg(sql: str) -> str:
 class Txn:
     """One open transaction: run statements, fetch rows as plain dicts."""
 
-    def __init__(self, cursor: Any, postgres: bool) -> None:
+    def __init__(self, cursor: Any, db: Database) -> None:
         # The library wraps sqlite3's cursor; we need the real one for ``rowcount``.
-        self._cursor = cursor if postgres else cursor.sqlite_cursor
-        self._postgres = postgres
+        self._postgres = db.postgres
+        self._cursor = cursor if db.postgres else cursor.sqlite_cursor
+        self._db = db
 
     def _sql(self, sql: str) -> str:
         return _for_psycopg(sql) if self._postgres else sql
@@ -46,8 +52,28 @@ class Txn:
         return int(self._cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        if rows:
+        """Run one statement for many rows.
+
+        On PostgreSQL an ``INSERT … VALUES (:a, :b …)`` is sent once for all rows as
+        ``INSERT … SELECT * FROM unnest(array_a, array_b …)``: one round trip and one
+        statement, with the arrays adapted in C, which is what rebuilds need. sqlite3's own
+        ``executemany`` is already a tight C loop.
+        """
+        if not rows:
+            return
+        match = _INSERT.match(sql) if self._postgres else None
+        if match is None:
             self._cursor.executemany(self._sql(sql), rows)
+            return
+        columns = [c.strip() for c in match["columns"].split(",")]
+        names = [v.strip().removeprefix(":") for v in match["values"].split(",")]
+        types = self._db.column_types(match["table"])
+        arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
+        statement = (
+            f"INSERT INTO {match['table']} ({match['columns']}) "
+            f"SELECT * FROM unnest({arrays}){match['tail']}"
+        )
+        self._cursor.execute(statement, [[row[name] for row in rows] for name in names])
 
     def all(self, sql: str, params: Params | None = None) -> list[Row]:
         self._cursor.execute(self._sql(sql), params or {})
@@ -70,13 +96,26 @@ class Database:
             raise TypeError("read models need a SQL store (SQLite or PostgreSQL)")
         self.recorder = recorder
         self.datastore = recorder.datastore
+        self._column_types: dict[str, dict[str, str]] = {}
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Txn]:
         """A transaction, committed on success and rolled back on any error."""
         with self.datastore.transaction(commit=write) as cursor:
-            yield Txn(cursor, self.postgres)
+            yield Txn(cursor, self)
 
     def read(self, sql: str, params: Params | None = None) -> list[Row]:
         with self.transaction(write=False) as txn:
             return txn.all(sql, params)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """PostgreSQL's type of each column of ``table`` (cached: tables do not change
+        shape while the process runs, and a rebuild recreates them identically)."""
+        if table not in self._column_types:
+            rows = self.read(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = :table AND table_schema = current_schema()",
+                {"table": table},
+            )
+            self._column_types[table] = {row["column_name"]: row["data_type"] for row in rows}
+        return self._column_types[table]

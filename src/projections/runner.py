@@ -117,49 +117,75 @@ class ProjectionRunner:
     def run_once(self, names: Iterable[str] | None = None) -> int:
         """Bring the projections this process leads up to the current head.
 
-        Returns the number of events applied. Errors are raised to the caller.
+        Returns the number of events applied (an event read by two projections counts
+        twice). Errors are raised to the caller.
         """
         wanted = set(names) if names is not None else set(self.projections)
-        return sum(self._catch_up(self.projections[n]) for n in wanted & self.leading())
+        return self._catch_up(sorted(wanted & self.leading()))
 
-    def _catch_up(self, projection: Projection, progress: Progress | None = None) -> int:
+    def _catch_up(self, names: Sequence[str], progress: Progress | None = None) -> int:
         applied = 0
-        while True:
-            step = self._step(projection)
+        while names:
+            step = self._step(names)
             if step is None:
                 return applied
             applied += step
             if progress is not None:
-                progress(self._positions[projection.name], self._head())
+                progress(min(self._positions[n] for n in names), self._head())
+        return applied
 
     def _head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
-    def _step(self, projection: Projection) -> int | None:
-        """Apply one batch; ``None`` when there was nothing to do."""
-        old = tracking.positions(self.db).get(projection.name, 0)
-        head = self._head()
-        if head <= old:
-            self._set_position(projection.name, old)
+    def _step(self, names: Sequence[str]) -> int | None:
+        """Apply one batch to each of ``names`` in ONE transaction (one commit, however many
+        projections); ``None`` when there was nothing to do."""
+        olds = {name: self._positions.get(name, 0) for name in names}
+        start, head = min(olds.values()), self._head()
+        if head <= start:
             return None
+        topics = {topic for name in names for topic in self.projections[name].topics}
         notifications = self.app.recorder.select_notifications(
-            start=old,
+            start=start,
             limit=self.batch_size,
             stop=head,
-            topics=projection.topics,
+            topics=sorted(topics),
             inclusive_of_start=False,
         )
-        full = len(notifications) == self.batch_size
-        new = notifications[-1].id if full else head
-        batch = [Envelope(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        new = notifications[-1].id if len(notifications) == self.batch_size else head
+        decode = self.app.mapper.to_domain_event
+        batch = [(n.topic, Envelope(n.id, decode(n))) for n in notifications]
+        try:
+            applied = self._apply(names, olds, new, batch)
+        except _LostRace:
+            self._refresh()  # another runner moved a position: nothing was written, re-read
+            return 0
+        for name in names:
+            self._set_position(name, new)
+        return applied
+
+    def _apply(
+        self,
+        names: Sequence[str],
+        olds: dict[str, int],
+        new: int,
+        batch: Sequence[tuple[str, Envelope]],
+    ) -> int:
+        applied = 0
         with self.db.transaction() as txn:
-            if not tracking.advance(txn, projection.name, old, new, iso(utc_now()) or ""):
-                return 0  # another runner moved it: this batch is rolled back, re-read
-            projection.apply(batch, txn)
+            for name in names:
+                if olds[name] >= new:
+                    continue
+                projection = self.projections[name]
+                topics = set(projection.topics)
+                mine = [e for t, e in batch if t in topics and e.position > olds[name]]
+                if not tracking.advance(txn, name, olds[name], new, iso(utc_now()) or ""):
+                    raise _LostRace(name)
+                projection.apply(mine, txn)
+                applied += len(mine)
             if self._postgres:
                 txn.execute(f"NOTIFY {PROJECTIONS_CHANNEL}")
-        self._set_position(projection.name, new)
-        return len(batch)
+        return applied
 
     def _set_position(self, name: str, position: int) -> None:
         with self._moved:
@@ -202,40 +228,52 @@ class ProjectionRunner:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            for name in sorted(self.leading()):
-                self._guarded(name)
+            leading = sorted(self.leading())
+            if leading:
+                self._guarded(leading)
             self._wake.wait(self.poll_interval)
 
-    def _guarded(self, name: str) -> None:
+    def _guarded(self, names: Sequence[str]) -> None:
         try:
-            self._catch_up(self.projections[name])
-            self._errors.pop(name, None)
+            self._catch_up(names)
+            self._errors.clear()
         except Exception as error:  # a projection bug or a lost database must not kill the loop
-            if self._errors.get(name) != repr(error):
-                log.exception("projection %s failed; will retry", name)
-            self._errors[name] = repr(error)
+            if self._errors.get(names[0]) != repr(error):
+                log.exception("projections %s failed; will retry", ", ".join(names))
+            self._errors.update(dict.fromkeys(names, repr(error)))
 
     # -- rebuilding -------------------------------------------------------------------------
 
-    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 10_000) -> int:
-        """Drop the projection's tables and replay the whole log into them.
+    def rebuild(
+        self, names: Sequence[str], progress: Progress | None = None, batch_size: int = 10_000
+    ) -> int:
+        """Drop the named projections' tables and replay the whole log into them, in one
+        pass that decodes each event once. Returns the number of events applied.
 
         Raises:
             KeyError: no projection of that name.
-            RuntimeError: another process applies it (on PostgreSQL): stop that first.
+            RuntimeError: another process applies one of them (PostgreSQL): stop it first.
         """
-        projection = self.projections[name]
-        if name not in self.leading():
-            raise RuntimeError(f"projection {name} is applied by another process; stop it first")
+        projections = [self.projections[name] for name in names]
+        busy = set(names) - self.leading()
+        if busy:
+            raise RuntimeError(
+                f"{', '.join(sorted(busy))} applied by another process; stop it first"
+            )
         with self.db.transaction() as txn:
-            projection.drop(txn)
-            for statement in projection.schema():
-                txn.execute(statement)
-            tracking.reset(txn, name)
+            for projection in projections:
+                projection.drop(txn)
+                for statement in projection.schema():
+                    txn.execute(statement)
+                tracking.reset(txn, projection.name)
         with self._moved:
-            self._positions[name] = 0
+            self._positions.update(dict.fromkeys(names, 0))
         saved, self.batch_size = self.batch_size, batch_size
         try:
-            return self._catch_up(projection, progress)
+            return self._catch_up(list(names), progress)
         finally:
             self.batch_size = saved
+
+
+class _LostRace(Exception):
+    """Another runner moved a projection's position under us; the transaction rolls back."""

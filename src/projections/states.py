@@ -8,7 +8,7 @@ is serialised with the application's transcoder, the same way snapshots are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -50,8 +50,8 @@ class StateCodec(Generic[A]):
 class Evolver(Generic[A]):
     """Applies a batch of events to the aggregates they belong to.
 
-    ``load`` fetches aggregates not yet seen in this batch from the projection's table (or
-    returns ``None`` for one whose first event is in the batch).
+    The aggregates a batch continues are loaded from the projection's table with one query
+    per few hundred ids, not one per aggregate: rebuilds spend their time applying events.
     """
 
     def __init__(self, codec: StateCodec[A], txn: Txn, table: str) -> None:
@@ -60,22 +60,35 @@ class Evolver(Generic[A]):
         self.table = table
         self.aggregates: dict[UUID, A] = {}
 
+    def apply_all(self, batch: Sequence[Envelope]) -> Iterator[tuple[Envelope, A]]:
+        """Apply the events of ``batch`` in order, yielding each with its aggregate just
+        after it (the same object mutates on: read what you need before the next)."""
+        self._load({envelope.event.originator_id for envelope in batch})
+        for envelope in batch:
+            yield envelope, self.apply(envelope)
+
     def apply(self, envelope: Envelope) -> A:
         event = envelope.event
-        current = self.aggregates.get(event.originator_id) or self._from_row(event.originator_id)
-        aggregate: A = event.mutate(current)
+        aggregate: A = event.mutate(self.aggregates.get(event.originator_id))
         self.aggregates[aggregate.id] = aggregate
         return aggregate
 
-    def _from_row(self, aggregate_id: UUID) -> A | None:
-        row = self.txn.one(
-            f"SELECT version, state, updated_at FROM {self.table} WHERE id = :id",
-            {"id": str(aggregate_id)},
-        )
-        if row is None:
-            return None
-        at = datetime.fromisoformat(row["updated_at"])
-        return self.codec.load(aggregate_id, row["version"], row["state"], at)
+    def _load(self, ids: set[UUID]) -> None:
+        missing = sorted(str(i) for i in ids if i not in self.aggregates)
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            names = {f"id{i}": value for i, value in enumerate(chunk)}
+            rows = self.txn.all(
+                f"SELECT id, version, state, updated_at FROM {self.table}"
+                f" WHERE id IN ({', '.join(':' + name for name in names)})",
+                names,
+            )
+            for row in rows:
+                aggregate_id = UUID(row["id"])
+                at = datetime.fromisoformat(row["updated_at"])
+                self.aggregates[aggregate_id] = self.codec.load(
+                    aggregate_id, row["version"], row["state"], at
+                )
 
     def touched(self) -> Sequence[A]:
         return list(self.aggregates.values())

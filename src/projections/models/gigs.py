@@ -20,8 +20,8 @@ from projections.states import Evolver, StateCodec
 UPSERT_GIG = """
 INSERT INTO gigs (id, position, freelancer_id, title, currency, packages, rating_sum,
     rating_count, created_at, updated_at, version, state)
-VALUES (:id, :position, :freelancer_id, :title, :currency, :packages, 0, 0, :created_at,
-    :updated_at, :version, :state)
+VALUES (:id, :position, :freelancer_id, :title, :currency, :packages, :rating_sum,
+    :rating_count, :created_at, :updated_at, :version, :state)
 ON CONFLICT (id) DO UPDATE SET title = excluded.title, packages = excluded.packages,
     updated_at = excluded.updated_at, version = excluded.version, state = excluded.state
 """
@@ -63,15 +63,12 @@ class GigCatalog(Projection):
         creation still finds the row."""
         evolver = Evolver(self.codec, txn, "gigs")
         created: dict[UUID, int] = {}
-        ratings = []
-        for envelope in batch:
-            if isinstance(envelope.event, Order.OrderReviewed):  # type: ignore[attr-defined]
-                event = envelope.event
-                ratings.append({"id": str(event.gig_id), "rating": event.rating})
-                continue
-            gig = evolver.apply(envelope)
+        reviews = [e for e in batch if isinstance(e.event, Order.OrderReviewed)]  # type: ignore[attr-defined]
+        gig_events = [e for e in batch if not isinstance(e.event, Order.OrderReviewed)]  # type: ignore[attr-defined]
+        for envelope, gig in evolver.apply_all(gig_events):
             if gig.version == 1:
                 created[gig.id] = envelope.position
+        ratings = [{"id": str(e.event.gig_id), "rating": e.event.rating} for e in reviews]
         rows = [self._row(gig, created.get(gig.id, 0)) for gig in evolver.touched()]
         txn.executemany(UPSERT_GIG, rows)
         txn.executemany(ADD_RATING, ratings)
@@ -85,6 +82,8 @@ class GigCatalog(Projection):
             "title": gig.title,
             "currency": "MAD",
             "packages": json.dumps(packages),
+            "rating_sum": 0,
+            "rating_count": 0,
             "created_at": iso(gig.created_on),
             "updated_at": iso(gig.modified_on),
             "version": gig.version,

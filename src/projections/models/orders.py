@@ -71,8 +71,7 @@ class OrderHistory(Projection):
         evolver = Evolver(self.codec, txn, "orders")
         created: dict[Any, int] = {}
         history = []
-        for envelope in batch:
-            order = evolver.apply(envelope)
+        for envelope, order in evolver.apply_all(batch):
             if order.version == 1:
                 created[order.id] = envelope.position
             history.append(_history_row(envelope, order))

@@ -61,8 +61,7 @@ class PaymentRecords(Projection):
     def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
         evolver = Evolver(self.codec, txn, "payments")
         created: dict[UUID, int] = {}
-        for envelope in batch:
-            payment = evolver.apply(envelope)
+        for envelope, payment in evolver.apply_all(batch):
             if payment.version == 1:
                 created[payment.id] = envelope.position
         rows = [self._row(p, created.get(p.id, 0)) for p in evolver.touched()]
