@@ -33,6 +33,12 @@ COMPLETED, CANCELLED = OrderStatus.COMPLETED, OrderStatus.CANCELLED
 WORKING_STAGES = (Stage.AWAITING_ACCEPTANCE, Stage.IN_PROGRESS, Stage.REVISION_REQUESTED)
 NEGOTIABLE_STAGES = (*WORKING_STAGES, Stage.DELIVERED)
 PARTIES = ("client", "freelancer")
+DIRECT_CANCEL_REASONS = (
+    CancelReason.CLIENT_WITHDREW,
+    CancelReason.POLICY_VIOLATION,
+    CancelReason.PAYMENT_FAILED,
+)
+"""The reasons an order can be cancelled for without an agreement or a dispute."""
 
 
 class Order(Aggregate):
@@ -280,11 +286,7 @@ class Order(Aggregate):
     ) -> int:
         """Cancel without agreement: the client before paying, support for a policy
         violation, the gateway or clock when payment failed. Returns the refund due."""
-        if reason not in (
-            CancelReason.CLIENT_WITHDREW,
-            CancelReason.POLICY_VIOLATION,
-            CancelReason.PAYMENT_FAILED,
-        ):
+        if reason not in DIRECT_CANCEL_REASONS:
             raise ValidationFailed(
                 f"an order cannot be cancelled directly for {reason}", field="reason"
             )

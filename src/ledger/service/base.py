@@ -87,11 +87,17 @@ class LedgerBase(Application[UUID]):
             raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found")
         return aggregate
 
-    def _order(self, order_id: UUID, expected_version: int | None = None) -> Order:
-        order = self._load(Order, order_id)
+    def _order(self, order_id: UUID) -> Order:
+        return self._load(Order, order_id)
+
+    @staticmethod
+    def _check_version(order: Order, expected_version: int | None) -> None:
+        """Raises: VersionMismatch, when the caller (``If-Match``) expected another version.
+
+        Checked only after access was granted, so a stranger learns nothing of the version.
+        """
         if expected_version is not None and order.version != expected_version:
             raise VersionMismatch(expected_version, order.version)
-        return order
 
     def _payment(self, payment_id: UUID) -> Payment:
         return self._load(Payment, payment_id)

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 from ledger import access
 from ledger.actors import Actor, Caller
-from ledger.domain.order import Order
+from ledger.domain.order import DIRECT_CANCEL_REASONS, Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import (
     MAX_TEXT,
@@ -16,7 +16,7 @@ from ledger.domain.values import (
     DisputeOutcome,
     check_text,
 )
-from ledger.errors import Conflict, NotFound
+from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.service.base import Done, LedgerBase
 
 OrderAction = Callable[[Order, Actor, datetime], int | None]
@@ -228,8 +228,12 @@ class OrderCommands(LedgerBase):
 
         Raises: NotFound, Forbidden, ValidationFailed, InvalidTransition.
         """
+        if reason not in DIRECT_CANCEL_REASONS:
+            allowed = ", ".join(DIRECT_CANCEL_REASONS)
+            raise ValidationFailed(f"reason must be one of {allowed}", field="reason")
+        kind = CancelReason(reason)
         return self._on_order(
-            caller, order_id, reason, expected_version, lambda o, a, t: o.cancel(reason, note, a, t)
+            caller, order_id, kind, expected_version, lambda o, a, t: o.cancel(kind, note, a, t)
         )
 
     def open_dispute(
@@ -278,8 +282,9 @@ class OrderCommands(LedgerBase):
         """Load the order, pick the caller's capacity for ``command``, act, refund if due."""
 
         def decide() -> list[Order | Payment]:
-            order = self._order(order_id, expected_version)
+            order = self._order(order_id)
             actor = access.acting_on(caller, order, Order.WHO[command])
+            self._check_version(order, expected_version)
             now = self.clock()
             refund = act(order, actor, now)
             return [order, *self._refund(order, refund or 0, actor, now)]
