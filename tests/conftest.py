@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 
 from ledger.bootstrap import build_ledger
+from ledger.clock import Clock
 from ledger.service import LedgerApp
 from ledger.settings import Settings, load_settings
 
@@ -91,6 +93,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def stored_app(settings: Settings, clock: FakeClock) -> Iterator[LedgerApp]:
     """A ``LedgerApp`` on a real store (SQLite, then PostgreSQL), with the fake clock."""
+    with open_app(settings, clock) as app:
+        yield app
+
+
+@contextmanager
+def open_app(settings: Settings, clock: Clock) -> Iterator[LedgerApp]:
+    """A ``LedgerApp`` on the settings' database, opened (and closed) as another process would."""
     app = build_ledger(settings, clock)
     try:
         yield app

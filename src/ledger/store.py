@@ -1,60 +1,80 @@
-"""Append-only, enforced by the database itself.
+"""The events table: created once, under a lock, and append-only, enforced by the database.
 
-The ``eventsourcing`` recorders create the events table; this module adds triggers that make
-the database refuse any UPDATE or DELETE of a stored event (and TRUNCATE on PostgreSQL), so
-not even a buggy migration or a hand-typed statement can rewrite history quietly. Auditors
-rely on that; the hash chain (a later feature) proves it.
+The ``eventsourcing`` recorders create the events table; the subclasses here also install
+triggers that make the database refuse any UPDATE or DELETE of a stored event (and TRUNCATE
+on PostgreSQL), so not even a buggy migration or a hand-typed statement can rewrite history
+quietly. Auditors rely on that; the hash chain (a later feature) proves it.
+
+On PostgreSQL an API and a worker often start together on an empty database
+(docker-compose does exactly that). Two concurrent ``CREATE TYPE``/``CREATE TABLE IF NOT
+EXISTS`` may both pass the existence check and one then fails on the catalogue's unique
+index, so all schema set-up -- ours and the library's -- runs under one advisory lock,
+``SCHEMA_LOCK``. SQLite serialises writers by itself.
 """
 
 from __future__ import annotations
 
-from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import get_topic
 
 APPEND_ONLY_MESSAGE = "stored events are append-only"
-_SCHEMA_LOCK = 7_305_116_001
-"""Advisory lock key taken while installing triggers, so that an API and a worker starting
-at the same moment do not race on the same DDL."""
+SCHEMA_LOCK = 7_305_116_001
+"""PostgreSQL advisory lock key held while any part of the schema is created."""
 
 
-def make_append_only(recorder: ApplicationRecorder) -> None:
-    """Install the append-only triggers on the recorder's events table (idempotent).
+class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, whose events table refuses UPDATE and DELETE."""
 
-    Stores without SQL (the in-memory store of unit tests) have nothing to protect.
-    """
-    if isinstance(recorder, PostgresApplicationRecorder):
-        _protect_postgres(recorder)
-    elif isinstance(recorder, SQLiteApplicationRecorder):
-        _protect_sqlite(recorder)
+    def create_table(self) -> None:
+        super().create_table()
+        table = self.events_table_name
+        with self.datastore.transaction(commit=True) as cursor:
+            for operation in ("UPDATE", "DELETE"):
+                cursor.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
+                    f"BEFORE {operation} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+                )
 
 
-def _protect_sqlite(recorder: SQLiteApplicationRecorder) -> None:
-    table = recorder.events_table_name
-    with recorder.datastore.transaction(commit=True) as cursor:
-        for operation in ("UPDATE", "DELETE"):
+class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
+    """The library's PostgreSQL recorder, created under ``SCHEMA_LOCK``, whose events table
+    refuses UPDATE, DELETE and TRUNCATE."""
+
+    def create_table(self) -> None:
+        # A session-level lock on a connection of its own: the library creates its types
+        # and tables in several transactions of its own, which must all happen inside.
+        with self.datastore.get_connection() as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+                self._install_triggers()
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+    def _install_triggers(self) -> None:
+        schema = self.datastore.schema or "public"
+        table = f'"{schema}"."{self.events_table_name}"'
+        function = f'"{schema}"."ledger_refuse_change"'
+        with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
-                f"BEFORE {operation} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE} (% refused)', TG_OP; END $$"
+            )
+            cursor.execute(
+                f"CREATE OR REPLACE TRIGGER ledger_no_update_delete BEFORE UPDATE OR DELETE "
+                f"ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()"
+            )
+            cursor.execute(
+                f"CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+                f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
 
 
-def _protect_postgres(recorder: PostgresApplicationRecorder) -> None:
-    schema = recorder.datastore.schema or "public"
-    table = f'"{schema}"."{recorder.events_table_name}"'
-    function = f'"{schema}"."ledger_refuse_change"'
-    with recorder.datastore.transaction(commit=True) as cursor:
-        cursor.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-        cursor.execute(
-            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE} (% refused)', TG_OP; END $$"
-        )
-        cursor.execute(
-            f"CREATE OR REPLACE TRIGGER ledger_no_update_delete BEFORE UPDATE OR DELETE "
-            f"ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()"
-        )
-        cursor.execute(
-            f"CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
-            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-        )
+RECORDER_TOPICS = {
+    "eventsourcing.sqlite": get_topic(AppendOnlySQLiteRecorder),
+    "eventsourcing.postgres": get_topic(AppendOnlyPostgresRecorder),
+}
+"""``APPLICATION_RECORDER_TOPIC`` for each SQL persistence module (others, such as the
+in-memory store of unit tests, have nothing to protect)."""

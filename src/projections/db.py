@@ -19,6 +19,8 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from ledger.store import SCHEMA_LOCK
+
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
@@ -78,6 +80,13 @@ class Txn:
     def all(self, sql: str, params: Params | None = None) -> list[Row]:
         self._cursor.execute(self._sql(sql), params or {})
         return [dict(row) for row in self._cursor.fetchall()]
+
+    def lock_schema(self) -> None:
+        """Hold ``ledger.store.SCHEMA_LOCK`` until this transaction ends, before creating
+        tables: concurrent ``CREATE TABLE IF NOT EXISTS`` can fail on PostgreSQL. (SQLite
+        serialises writers already.)"""
+        if self._postgres:
+            self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
 
     def one(self, sql: str, params: Params | None = None) -> Row | None:
         rows = self.all(sql, params)

@@ -51,6 +51,10 @@ class Leadership:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn, self.held = _connect(self._recorder), set()
+                else:
+                    # A session killed by the server (restart, idle timeout, an operator)
+                    # has lost its locks; only a round trip tells.
+                    self._conn.execute("SELECT 1")
                 for name in set(names) - self.held:
                     row = self._conn.execute(
                         "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, lock_key(name))

@@ -83,6 +83,7 @@ class ProjectionRunner:
     def setup(self) -> None:
         """Create the tracking table and every projection's tables (idempotent)."""
         with self.db.transaction() as txn:
+            txn.lock_schema()
             tracking.create(txn, list(self.projections))
             for projection in self.projections.values():
                 for statement in projection.schema():
@@ -261,6 +262,7 @@ class ProjectionRunner:
                 f"{', '.join(sorted(busy))} applied by another process; stop it first"
             )
         with self.db.transaction() as txn:
+            txn.lock_schema()
             for projection in projections:
                 projection.drop(txn)
                 for statement in projection.schema():

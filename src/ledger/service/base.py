@@ -28,7 +28,7 @@ from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Conflict, NotFound, VersionMismatch
-from ledger.store import make_append_only
+from ledger.store import RECORDER_TOPICS
 
 A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
@@ -60,7 +60,6 @@ class LedgerBase(Application[UUID]):
         self.clock = clock
         self.fee_rate_bp = fee_rate_bp
         self._listeners: list[Callable[[int], None]] = []
-        make_append_only(self.recorder)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """Configure only from ``env`` (built by ``Settings``), never from ``os.environ``:
@@ -69,6 +68,9 @@ class LedgerBase(Application[UUID]):
         if type(self).snapshotting_intervals:
             values["IS_SNAPSHOTTING_ENABLED"] = "y"
         values.update(env or {})
+        topic = RECORDER_TOPICS.get(values.get("PERSISTENCE_MODULE", ""))
+        if topic is not None:  # the append-only events table (``ledger.store``)
+            values.setdefault("APPLICATION_RECORDER_TOPIC", topic)
         return Environment(name, values)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
