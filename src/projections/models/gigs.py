@@ -69,23 +69,27 @@ class GigCatalog(Projection):
             if gig.version == 1:
                 created[gig.id] = envelope.position
         ratings = [{"id": str(e.event.gig_id), "rating": e.event.rating} for e in reviews]
-        rows = [self._row(gig, created.get(gig.id, 0)) for gig in evolver.touched()]
+        rows = [
+            {**gig_row(gig, created.get(gig.id, 0)), "state": self.codec.dump(gig)}
+            for gig in evolver.touched()
+        ]
         txn.executemany(UPSERT_GIG, rows)
         txn.executemany(ADD_RATING, ratings)
 
-    def _row(self, gig: Gig, position: int) -> dict[str, Any]:
-        packages = [asdict(package) for package in gig.packages.values()]
-        return {
-            "id": str(gig.id),
-            "position": position,
-            "freelancer_id": gig.freelancer_id,
-            "title": gig.title,
-            "currency": "MAD",
-            "packages": json.dumps(packages),
-            "rating_sum": 0,
-            "rating_count": 0,
-            "created_at": iso(gig.created_on),
-            "updated_at": iso(gig.modified_on),
-            "version": gig.version,
-            "state": self.codec.dump(gig),
-        }
+
+def gig_row(gig: Gig, position: int = 0) -> dict[str, Any]:
+    """The ``gigs`` row of a gig not yet rated (without ``state``), shared with the API."""
+    packages = [asdict(package) for package in gig.packages.values()]
+    return {
+        "id": str(gig.id),
+        "position": position,
+        "freelancer_id": gig.freelancer_id,
+        "title": gig.title,
+        "currency": "MAD",
+        "packages": json.dumps(packages),
+        "rating_sum": 0,
+        "rating_count": 0,
+        "created_at": iso(gig.created_on),
+        "updated_at": iso(gig.modified_on),
+        "version": gig.version,
+    }

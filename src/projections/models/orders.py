@@ -77,32 +77,37 @@ class OrderHistory(Projection):
             history.append(_history_row(envelope, order))
         txn.executemany(
             UPSERT_ORDER,
-            [self._row(order, created.get(order.id, 0)) for order in evolver.touched()],
+            [
+                {**order_row(order, created.get(order.id, 0)), "state": self.codec.dump(order)}
+                for order in evolver.touched()
+            ],
         )
         txn.executemany(INSERT_HISTORY, history)
 
-    def _row(self, order: Order, position: int) -> dict[str, Any]:
-        package = asdict(order.package)
-        return {
-            "id": str(order.id),
-            "position": position,
-            "user_id": order.client_id,
-            "gig_id": str(order.gig_id),
-            "package_id": order.package.package_id,
-            "freelancer_id": order.freelancer_id,
-            "status": str(order.status),
-            "stage": str(order.stage),
-            "total_amount": order.total,
-            "currency": "MAD",
-            "package": json.dumps(package),
-            "revisions_used": order.revisions_used,
-            "requirements": order.requirements,
-            "due_at": iso(order.due_at),
-            "created_at": iso(order.created_on),
-            "updated_at": iso(order.modified_on),
-            "version": order.version,
-            "state": self.codec.dump(order),
-        }
+
+def order_row(order: Order, position: int = 0) -> dict[str, Any]:
+    """The ``orders`` row of an order (without ``state``); the API also shows a just-saved
+    order through it, so a command's answer and the read model never disagree."""
+    package = asdict(order.package)
+    return {
+        "id": str(order.id),
+        "position": position,
+        "user_id": order.client_id,
+        "gig_id": str(order.gig_id),
+        "package_id": order.package.package_id,
+        "freelancer_id": order.freelancer_id,
+        "status": str(order.status),
+        "stage": str(order.stage),
+        "total_amount": order.total,
+        "currency": "MAD",
+        "package": json.dumps(package),
+        "revisions_used": order.revisions_used,
+        "requirements": order.requirements,
+        "due_at": iso(order.due_at),
+        "created_at": iso(order.created_on),
+        "updated_at": iso(order.modified_on),
+        "version": order.version,
+    }
 
 
 def _history_row(envelope: Envelope, order: Order) -> dict[str, Any]:

@@ -64,29 +64,33 @@ class PaymentRecords(Projection):
         for envelope, payment in evolver.apply_all(batch):
             if payment.version == 1:
                 created[payment.id] = envelope.position
-        rows = [self._row(p, created.get(p.id, 0)) for p in evolver.touched()]
+        rows = [
+            {**payment_row(p, created.get(p.id, 0)), "state": self.codec.dump(p)}
+            for p in evolver.touched()
+        ]
         txn.executemany(UPSERT_PAYMENT, rows)
 
-    def _row(self, payment: Payment, position: int) -> dict[str, Any]:
-        return {
-            "id": str(payment.id),
-            "position": position,
-            "order_id": str(payment.order_id),
-            "client_id": payment.client_id,
-            "freelancer_id": payment.freelancer_id,
-            "status": str(payment.status),
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "payment_method": payment.payment_method,
-            "transaction_id": payment.transaction_id,
-            "failure_reason": payment.failure_reason,
-            "refunded_amount": payment.refunded,
-            "refunds": json.dumps([_refund(refund) for refund in payment.refunds]),
-            "created_at": iso(payment.created_on),
-            "updated_at": iso(payment.modified_on),
-            "version": payment.version,
-            "state": self.codec.dump(payment),
-        }
+
+def payment_row(payment: Payment, position: int = 0) -> dict[str, Any]:
+    """The ``payments`` row of a payment (without ``state``), shared with the API."""
+    return {
+        "id": str(payment.id),
+        "position": position,
+        "order_id": str(payment.order_id),
+        "client_id": payment.client_id,
+        "freelancer_id": payment.freelancer_id,
+        "status": str(payment.status),
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "payment_method": payment.payment_method,
+        "transaction_id": payment.transaction_id,
+        "failure_reason": payment.failure_reason,
+        "refunded_amount": payment.refunded,
+        "refunds": json.dumps([_refund(refund) for refund in payment.refunds]),
+        "created_at": iso(payment.created_on),
+        "updated_at": iso(payment.modified_on),
+        "version": payment.version,
+    }
 
 
 def _refund(refund: dict[str, Any]) -> dict[str, Any]:
