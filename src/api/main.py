@@ -4,6 +4,9 @@ The store is opened in the lifespan, so a process that cannot reach its database
 start-up with a clear message instead of answering requests it cannot serve. By default the
 projections run in the same process (``ledger serve`` alone is a complete service); with
 ``run_projections=False`` they are left to ``ledger worker``.
+
+Middleware, outermost first: request id → metrics → body limit → idempotency → FastAPI.
+The body limit sits outside idempotency, which reads whole bodies.
 """
 
 from __future__ import annotations
@@ -13,35 +16,57 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import problems
+from api.auth import Authenticator, signing_key
+from api.idempotency import IdempotencyStore
+from api.metrics import MeasureRequests, Metrics
+from api.middleware import BodyLimit, RequestId
+from api.replay import Idempotency
+from api.routes import gigs, operations, order_commands, orders, payments
 from ledger.bootstrap import build_ledger
+from ledger.clock import Clock, utc_now
 from ledger.settings import Settings, load_settings
 from projections.queries import ReadModels
 from projections.registry import build_runner
 
 
-def create_app(settings: Settings | None = None, *, run_projections: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, run_projections: bool = True, clock: Clock = utc_now
+) -> FastAPI:
     """Build the API for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = build_ledger(settings)
+        ledger = build_ledger(settings, clock)
         runner = build_runner(ledger)
+        idempotency = IdempotencyStore(runner.db, clock)
+        idempotency.setup()
+        idempotency.purge()
         if run_projections:
             runner.start()
         app.state.ledger, app.state.runner = ledger, runner
         app.state.read_models = ReadModels(runner.db)
+        app.state.idempotency = idempotency
+        app.state.metrics = Metrics(runner.status)
         try:
             yield
         finally:
             runner.stop()
             ledger.close()
 
-    app = FastAPI(title="Gig Ledger", version="1", lifespan=lifespan)
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """The process is up (says nothing of the database: that is ``/readyz``)."""
-        return {"status": "ok"}
-
+    app = FastAPI(
+        title="Gig Ledger",
+        version="1",
+        summary="Event-sourced orders and payments for gig marketplaces",
+        lifespan=lifespan,
+    )
+    app.state.auth = Authenticator(signing_key(settings))
+    problems.install(app)
+    for router in (gigs, orders, order_commands, payments, operations):
+        app.include_router(router.router)
+    app.add_middleware(Idempotency)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(MeasureRequests)
+    app.add_middleware(RequestId)
     return app

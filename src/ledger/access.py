@@ -27,6 +27,12 @@ def relations(caller: Caller, order: Order) -> list[str]:
     return found + [role for role in _STAFF_AND_SYSTEM if caller.has(role)]
 
 
+def may_read(caller: Caller, *party_ids: str | None) -> bool:
+    """Whether ``caller`` may see a record whose parties are ``party_ids`` (read models
+    keep the ids, not the aggregate): staff readers see all, users what they are party to."""
+    return caller.is_staff_reader or caller.id in party_ids
+
+
 def require_visible(caller: Caller, order: Order) -> None:
     """Raises:
     NotFound: the caller has no relation to the order (its existence is not revealed).

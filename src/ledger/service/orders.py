@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import cast
 from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
 
 from ledger import access
 from ledger.actors import Actor, Caller
@@ -70,19 +73,41 @@ class OrderCommands(LedgerBase):
 
         return self._run(decide)
 
-    def get_order(self, caller: Caller, order_id: UUID, version: int | None = None) -> Order:
-        """The order now, or as it was at ``version``.
+    def get_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Order:
+        """The order now, as it was at ``version``, or as it stood at the moment ``as_of``.
 
         Raises:
-            NotFound: unknown, not the caller's, or no such version.
+            NotFound: unknown, not the caller's, no such version, or placed after ``as_of``.
         """
         current = self._order(order_id)
         access.require_visible(caller, current)
+        if as_of is not None:
+            version = self._version_at(order_id, as_of)
         if version is None or version == current.version:
             return current
         if not 1 <= version <= current.version:
             raise NotFound(f"order {order_id} has no version {version}")
         return self._load(Order, order_id, version)
+
+    def _version_at(self, order_id: UUID, moment: datetime) -> int:
+        """The version of the order's last event recorded at or before ``moment``.
+
+        Raises: NotFound, when the order was placed after ``moment``.
+        """
+        version = 0
+        for event in self.events.get(order_id):
+            if cast(Aggregate.Event, event).timestamp > moment:
+                break
+            version = event.originator_version
+        if version == 0:
+            raise NotFound(f"order {order_id} did not exist at {moment.isoformat()}")
+        return version
 
     def accept_order(
         self, caller: Caller, order_id: UUID, expected_version: int | None = None

@@ -1,0 +1,89 @@
+"""``Annotated`` dependencies: who asks, the ledger, the read models, and the headers.
+
+Routes declare what they need (``caller: CallerDep``); the objects come from ``app.state``,
+built once in the lifespan. Header parsing lives here, so each rule (``If-Match``,
+``X-Ledger-Min-Position``, ``Idempotency-Key``) is written once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.auth import Authenticator
+from api.problems import ApiError
+from ledger.actors import Caller
+from ledger.service import LedgerApp
+from projections.queries import ReadModels
+from projections.runner import ProjectionRunner
+
+MAX_WAIT_SECONDS = 5.0
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
+
+
+def _ledger(request: Request) -> LedgerApp:
+    ledger: LedgerApp = request.app.state.ledger
+    return ledger
+
+
+def _read_models(request: Request) -> ReadModels:
+    models: ReadModels = request.app.state.read_models
+    return models
+
+
+def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    auth: Authenticator = request.app.state.auth
+    return auth.caller(authorization, getattr(request.state, "request_id", None))
+
+
+def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+    """``If-Match: "3"`` → 3; absent or ``*`` → no expectation.
+
+    Raises: ApiError 400 for anything else (a list of tags, a bare number, a word).
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise ApiError(400, 'If-Match must be one ETag, such as "3"', code="invalid_header")
+    return int(match[1])
+
+
+def _idempotency_key(
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> str | None:
+    return idempotency_key
+
+
+LedgerDep = Annotated[LedgerApp, Depends(_ledger)]
+ReadModelsDep = Annotated[ReadModels, Depends(_read_models)]
+CallerDep = Annotated[Caller, Depends(_caller)]
+ExpectedVersion = Annotated[int | None, Depends(_expected_version)]
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+
+
+def fresh(*names: str) -> Callable[..., None]:
+    """A dependency honouring ``X-Ledger-Min-Position`` for routes reading ``names``.
+
+    Runs in the thread pool (it blocks on the runner's condition, never sleeps in steps).
+    """
+
+    def wait(
+        request: Request,
+        x_ledger_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    ) -> None:
+        if x_ledger_min_position is None:
+            return
+        runner: ProjectionRunner = request.app.state.runner
+        if not runner.wait_for(x_ledger_min_position, MAX_WAIT_SECONDS, names):
+            raise ApiError(
+                503,
+                f"the read models have not reached position {x_ledger_min_position} yet",
+                code="not_ready",
+                headers={"Retry-After": "1"},
+            )
+
+    return wait

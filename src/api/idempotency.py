@@ -1,0 +1,142 @@
+"""``Idempotency-Key``: a retried POST gets the first answer again instead of acting twice.
+
+Keys live in the ledger's own database (table ``idempotency_keys``), scoped to the caller,
+for 24 hours, with a SHA-256 of the request (method, path, query and body). The first request
+with a key *claims* it with an insert that only one of several concurrent requests can win;
+the winner runs and then stores its answer; the others are told the key is in use (409,
+``Retry-After``). A replay answers the stored status and body with ``Idempotent-Replayed:
+true``; the same key with another request is ``idempotency_conflict``.
+
+Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
+request never finished (its process died) is released after ``STALE_CLAIM``; commands that
+create things derive the new id from the key (``derived_id``), so even that retry cannot
+create a second order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid5
+
+from ledger.clock import Clock
+from projections.base import iso
+from projections.db import Database
+
+RETENTION = timedelta(hours=24)
+STALE_CLAIM = timedelta(minutes=2)
+MAX_KEY = 255
+KEPT_HEADERS = ("content-type", "etag", "location", "x-ledger-position")
+_NAMESPACE = UUID("0f3c2f7e-64a5-4d43-9a53-5f0b7c1a9e21")
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        caller_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL, status INTEGER, headers TEXT, body BYTEA,
+        PRIMARY KEY (caller_id, key))""",
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at)",
+)
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> str:
+    digest = hashlib.sha256(f"{method} {path}?{query}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def derived_id(caller_id: str, key: str | None) -> UUID | None:
+    """The id of what a keyed creating request makes: the same for every retry."""
+    return None if key is None else uuid5(_NAMESPACE, f"{caller_id}\n{key}")
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a key: ``won`` (go ahead), or what to answer instead."""
+
+    won: bool
+    replay: Stored | None = None
+    conflict: bool = False
+
+
+class IdempotencyStore:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._blob = "BYTEA" if db.postgres else "BLOB"
+
+    def setup(self) -> None:
+        with self.db.transaction() as txn:
+            txn.lock_schema()
+            for statement in SCHEMA:
+                txn.execute(statement.replace("BYTEA", self._blob))
+
+    def claim(self, caller_id: str, key: str, digest: str) -> Claim:
+        now = self.clock()
+        ids = {"caller_id": caller_id, "key": key}
+        with self.db.transaction() as txn:
+            txn.execute(
+                "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
+                " AND (created_at < :expired OR (status IS NULL AND created_at < :stale))",
+                {**ids, "expired": iso(now - RETENTION), "stale": iso(now - STALE_CLAIM)},
+            )
+            inserted = txn.execute(
+                "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at)"
+                " VALUES (:caller_id, :key, :hash, :now) ON CONFLICT DO NOTHING",
+                {**ids, "hash": digest, "now": iso(now)},
+            )
+            if inserted:
+                return Claim(won=True)
+            row = txn.one(
+                "SELECT request_hash, status, headers, body FROM idempotency_keys"
+                " WHERE caller_id = :caller_id AND key = :key",
+                ids,
+            )
+        if row is None:  # deleted between our statements by an expiry elsewhere: try again
+            return self.claim(caller_id, key, digest)
+        if row["request_hash"] != digest:
+            return Claim(won=False, conflict=True)
+        if row["status"] is None:
+            return Claim(won=False)
+        headers = [(name, value) for name, value in json.loads(row["headers"])]
+        return Claim(won=False, replay=Stored(row["status"], headers, bytes(row["body"])))
+
+    def complete(self, caller_id: str, key: str, answer: Stored) -> None:
+        kept = [(n, v) for n, v in answer.headers if n.lower() in KEPT_HEADERS]
+        with self.db.transaction() as txn:
+            txn.execute(
+                "UPDATE idempotency_keys SET status = :status, headers = :headers, body = :body"
+                " WHERE caller_id = :caller_id AND key = :key",
+                {
+                    "caller_id": caller_id,
+                    "key": key,
+                    "status": answer.status,
+                    "headers": json.dumps(kept),
+                    "body": answer.body,
+                },
+            )
+
+    def release(self, caller_id: str, key: str) -> None:
+        """Forget an unfinished claim (the request failed; a retry may run)."""
+        with self.db.transaction() as txn:
+            txn.execute(
+                "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
+                " AND status IS NULL",
+                {"caller_id": caller_id, "key": key},
+            )
+
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete the keys older than ``RETENTION``; returns how many."""
+        cutoff = iso((now or self.clock()) - RETENTION)
+        with self.db.transaction() as txn:
+            return txn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < :cutoff", {"cutoff": cutoff}
+            )

@@ -1,0 +1,1 @@
+"""One router per resource; ``common`` holds what several of them share."""

@@ -1,0 +1,80 @@
+"""Payments: the client opens one per order; parties and staff read them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from api import schemas
+from api.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
+from api.routes.common import Cursor, Limit, parse_id, payment_answer, tag
+from api.routes.orders import visible_order
+from ledger import access
+from ledger.errors import NotFound
+from projections.queries import payment_view
+
+router = APIRouter(prefix="/v1", tags=["payments"])
+Fresh = Depends(fresh("payments"))
+FreshOrder = Depends(fresh("orders", "payments"))
+
+
+@router.post("/orders/{order_id}/payments", status_code=201, response_model=schemas.Payment)
+def create_payment(
+    order_id: str,
+    body: schemas.PaymentIn,
+    caller: CallerDep,
+    ledger: LedgerDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Client starts paying a pending order (one payment per order: a second is 409)."""
+    done = ledger.create_payment(caller, parse_id(order_id, "order"), body.payment_method)
+    response.headers["Location"] = f"/v1/payments/{done.aggregate.id}"
+    return payment_answer(response, done.aggregate, done.position)
+
+
+@router.get("/orders/{order_id}/payment", response_model=schemas.Payment, dependencies=[FreshOrder])
+def order_payment(
+    order_id: str, caller: CallerDep, models: ReadModelsDep, response: Response
+) -> dict[str, Any]:
+    oid = str(parse_id(order_id, "order"))
+    visible_order(models, caller, oid)
+    payment = models.payment_of_order(oid)
+    if payment is None:
+        raise NotFound(f"order {oid} has no payment yet")
+    tag(response, payment["version"])
+    return payment
+
+
+@router.get("/payments", response_model=schemas.Page[schemas.Payment], dependencies=[Fresh])
+def list_payments(
+    caller: CallerDep,
+    models: ReadModelsDep,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    order_id: Annotated[str | None, Query(alias="orderId", max_length=64)] = None,
+    transaction_id: Annotated[str | None, Query(alias="transactionId", max_length=255)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
+) -> dict[str, Any]:
+    """The payments of the caller's orders, newest first (staff: all)."""
+    page = models.payments(
+        status=status,
+        order_id=order_id,
+        transaction_id=transaction_id,
+        party_id=None if caller.is_staff_reader else caller.id,
+        limit=limit,
+        starting_after=starting_after,
+    )
+    return page.as_api()
+
+
+@router.get("/payments/{payment_id}", response_model=schemas.Payment, dependencies=[Fresh])
+def get_payment(
+    payment_id: str, caller: CallerDep, models: ReadModelsDep, response: Response
+) -> dict[str, Any]:
+    pid = str(parse_id(payment_id, "payment"))
+    row = models.payment_row(pid)
+    if row is None or not access.may_read(caller, row["client_id"], row["freelancer_id"]):
+        raise NotFound(f"payment {pid} not found")
+    tag(response, row["version"])
+    return payment_view(row)

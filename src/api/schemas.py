@@ -1,0 +1,222 @@
+"""The JSON of API.md as pydantic models: requests are strict, answers document themselves.
+
+Requests refuse unknown fields and wrong types (a string is not a number, ``1.0`` is not a
+rating). Amounts are JSON numbers in MAD with at most two decimals; they are turned into
+integer centimes here, by ``ledger.money``, and never exist as floats inside. Answers carry
+``Decimal`` amounts, written as JSON numbers.
+
+These models are the edge's; the domain has its own value types and events.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from ledger.domain.values import (
+    MAX_DELIVERY_DAYS,
+    MAX_REVISIONS,
+    MAX_TEXT,
+    MAX_TITLE,
+    CancelReason,
+    DisputeOutcome,
+    OrderStatus,
+    PaymentStatus,
+    Stage,
+)
+from ledger.errors import ValidationFailed
+from ledger.money import to_centimes
+
+
+def _centimes(value: Any) -> int:
+    if isinstance(value, str):  # amounts are JSON numbers; "12.50" is a client bug
+        raise ValueError("must be a JSON number")
+    try:
+        return to_centimes(value)
+    except ValidationFailed as error:
+        raise ValueError(error.detail.removeprefix("amount ")) from None
+
+
+Centimes = Annotated[int, BeforeValidator(_centimes)]
+"""A positive MAD amount with at most two decimals, read into integer centimes."""
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""An amount in an answer: exact inside, a JSON number on the wire (``from_centimes``
+gives two places, which a double represents and prints exactly)."""
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Timestamp = str
+
+PackageId = Literal["basic", "standard", "premium"]
+PaymentMethod = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Request(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class PackageIn(Request):
+    package_id: PackageId
+    price: Centimes
+    delivery_days: Annotated[int, Field(ge=1, le=MAX_DELIVERY_DAYS)]
+    revisions: Annotated[int, Field(ge=0, le=MAX_REVISIONS)]
+    description: Text
+
+
+class GigIn(Request):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
+    packages: Annotated[list[PackageIn], Field(min_length=1, max_length=3)]
+
+
+class OrderIn(Request):
+    gig_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    package_id: PackageId
+    requirements: Text | None = None
+
+
+class RequirementsIn(Request):
+    text: Text
+
+
+class DeliveryIn(Request):
+    message: Text
+
+
+class ReasonIn(Request):
+    """A revision request, a cancellation request or a dispute: why."""
+
+    reason: Text
+
+
+class CancelIn(Request):
+    reason: Literal[CancelReason.CLIENT_WITHDREW, CancelReason.POLICY_VIOLATION]
+    note: Text | None = None
+
+
+class ResolutionIn(Request):
+    outcome: DisputeOutcome
+    refund_amount: Centimes | None = None
+
+
+class ReviewIn(Request):
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Text | None = None
+
+
+class PaymentIn(Request):
+    payment_method: PaymentMethod
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class PackageOut(Schema):
+    package_id: PackageId
+    price: Money
+    delivery_days: int
+    revisions: int
+    description: str
+
+
+class Rating(Schema):
+    average: float | None
+    count: int
+
+
+class Gig(Schema):
+    id: str
+    freelancer_id: str
+    title: str
+    currency: str
+    packages: list[PackageOut]
+    rating: Rating
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class Order(Schema):
+    id: str
+    user_id: str
+    gig_id: str
+    package_id: PackageId
+    freelancer_id: str
+    status: OrderStatus
+    stage: Stage
+    total_amount: Money
+    currency: str
+    package: PackageOut
+    revisions_used: int
+    requirements: str | None
+    due_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+
+class ActorOut(Schema):
+    id: str
+    role: str
+
+
+class HistoryEntry(Schema):
+    status: OrderStatus
+    stage: Stage
+    event: str
+    at: Timestamp
+    actor: ActorOut
+
+
+class History(Schema):
+    data: list[HistoryEntry]
+
+
+class Refund(Schema):
+    amount: Money
+    currency: str
+    reason: str
+    at: Timestamp
+
+
+class Checkout(Schema):
+    token_id: str
+    payment_url: str
+
+
+class Payment(Schema):
+    id: str
+    order_id: str
+    status: PaymentStatus
+    amount: Money
+    currency: str
+    payment_method: str
+    transaction_id: str | None
+    failure_reason: str | None
+    refunded_amount: Money
+    refunds: list[Refund]
+    checkout: Checkout | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+
+Item = TypeVar("Item")
+
+
+class Page(Schema, Generic[Item]):
+    data: list[Item]
+    has_more: bool
