@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint bench clean
 
 run: $(STAMP)
+	$(BIN)/ledger demo --if-empty
 	$(BIN)/ledger serve
 
 test: $(STAMP)

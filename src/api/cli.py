@@ -4,6 +4,8 @@ ledger serve [--host H] [--port P] [--no-projections]
 ledger worker
 ledger projections status
 ledger projections rebuild [NAME ...]
+ledger token --sub USER_ID [--role ROLE ...] [--hours N]
+ledger demo [--if-empty]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -25,6 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ledger.actors import USER_ROLES
 from ledger.bootstrap import build_ledger
 from ledger.settings import Settings, SettingsError, load_settings
 from projections.registry import build_runner
@@ -49,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("status", help="each projection's position and lag")
     rebuild = actions.add_parser("rebuild", help="drop read models and replay every event")
     rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
+    token = commands.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("--sub", required=True, help="the user id the token speaks for")
+    token.add_argument(
+        "--role",
+        action="append",
+        choices=sorted(USER_ROLES),
+        help="a role of the token (repeatable; default: user)",
+    )
+    token.add_argument("--hours", type=float, default=12.0, help="validity (default: 12)")
+    demo = commands.add_parser("demo", help="create demo gigs and orders; print tokens to try")
+    demo.add_argument(
+        "--if-empty", action="store_true", help="only when the store has no events yet"
+    )
     return parser
 
 
@@ -63,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve,
         "worker": _worker,
         "projections": _projections,
+        "token": _token,
+        "demo": _demo,
     }[args.command]
     return command(settings, args)
 
@@ -144,6 +163,46 @@ def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
     seconds = time.perf_counter() - started
     rate = events / seconds if seconds else 0.0
     console.print(f"rebuilt: {events:,} events applied in {seconds:.2f} s ({rate:,.0f} events/s)")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import Authenticator, signing_key
+
+    if args.hours <= 0:
+        console.print("--hours must be positive")
+        return 2
+    try:
+        token = Authenticator(signing_key(settings)).issue(
+            args.sub, args.role or ["user"], timedelta(hours=args.hours)
+        )
+    except ValueError as error:
+        console.print(str(error), markup=False)
+        return 2
+    print(token)
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import Authenticator, signing_key
+    from api.demo import CLIENT, FREELANCER, seed
+
+    with build_ledger(settings) as ledger:
+        if args.if_empty and ledger.recorder.max_notification_id():
+            console.print("the store already holds events: no demo data added")
+            return 0
+        demo = seed(ledger)
+    auth = Authenticator(signing_key(settings))
+    base = str(settings.public_url).rstrip("/")
+    out = Console(soft_wrap=True)
+    out.print(f"[bold]Demo data[/bold] (up to position {demo.position}); gig {demo.gig_id}")
+    for label, order_id in demo.orders.items():
+        out.print(f"  {label:<17} {base}/v1/orders/{order_id}")
+    out.print("\n[bold]Tokens[/bold] (12 h):")
+    for sub, role in ((CLIENT.id, "user"), (FREELANCER.id, "user"), ("demo-support", "support")):
+        out.print(f"  {sub:<16} {auth.issue(sub, [role])}")
+    out.print(f"\nTry:  curl -H 'Authorization: Bearer <demo-client token>' {base}/v1/orders")
+    out.print(f"Docs: {base}/docs")
     return 0
 
 

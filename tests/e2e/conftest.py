@@ -22,6 +22,7 @@ class Server:
     """
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
             env=env,
