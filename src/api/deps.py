@@ -35,6 +35,9 @@ def _read_models(request: Request) -> ReadModels:
 
 
 def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    known: Caller | None = getattr(request.state, "caller", None)  # set by ``Idempotency``
+    if known is not None:
+        return known
     auth: Authenticator = request.app.state.auth
     return auth.caller(authorization, getattr(request.state, "request_id", None))
 

@@ -7,6 +7,12 @@ the winner runs and then stores its answer; the others are told the key is in us
 ``Retry-After``). A replay answers the stored status and body with ``Idempotent-Replayed:
 true``; the same key with another request is ``idempotency_conflict``.
 
+Keys are written with ``synchronous_commit = off`` on PostgreSQL: they are a convenience
+beside the events, not the record. A crash may forget the last milliseconds of keys (never
+an event); a retry then runs again, and the ledger's own rules stop it acting twice (ids
+derived from the key, state transitions that cannot repeat). The saving is two disk flushes
+per request.
+
 Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
 request never finished (its process died) is released after ``STALE_CLAIM``; commands that
 create things derive the new id from the key (``derived_id``), so even that retry cannot
@@ -17,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
 from ledger.clock import Clock
 from projections.base import iso
-from projections.db import Database
+from projections.db import Database, Txn
 
 RETENTION = timedelta(hours=24)
 STALE_CLAIM = timedelta(minutes=2)
@@ -79,10 +87,17 @@ class IdempotencyStore:
             for statement in SCHEMA:
                 txn.execute(statement.replace("BYTEA", self._blob))
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Txn]:
+        with self.db.transaction() as txn:
+            if self.db.postgres:
+                txn.execute("SET LOCAL synchronous_commit = off")
+            yield txn
+
     def claim(self, caller_id: str, key: str, digest: str) -> Claim:
         now = self.clock()
         ids = {"caller_id": caller_id, "key": key}
-        with self.db.transaction() as txn:
+        with self._transaction() as txn:
             txn.execute(
                 "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
                 " AND (created_at < :expired OR (status IS NULL AND created_at < :stale))",
@@ -111,7 +126,7 @@ class IdempotencyStore:
 
     def complete(self, caller_id: str, key: str, answer: Stored) -> None:
         kept = [(n, v) for n, v in answer.headers if n.lower() in KEPT_HEADERS]
-        with self.db.transaction() as txn:
+        with self._transaction() as txn:
             txn.execute(
                 "UPDATE idempotency_keys SET status = :status, headers = :headers, body = :body"
                 " WHERE caller_id = :caller_id AND key = :key",
@@ -126,7 +141,7 @@ class IdempotencyStore:
 
     def release(self, caller_id: str, key: str) -> None:
         """Forget an unfinished claim (the request failed; a retry may run)."""
-        with self.db.transaction() as txn:
+        with self._transaction() as txn:
             txn.execute(
                 "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
                 " AND status IS NULL",

@@ -34,12 +34,14 @@ class Idempotency:
             return
         state = scope["app"].state
         auth: Authenticator = state.auth
+        request_id = scope.get("state", {}).get("request_id")
         try:
-            caller_id = auth.caller(header(scope, b"authorization")).id
+            caller = auth.caller(header(scope, b"authorization"), request_id)
         except ApiError:  # not authenticated: the route answers 401 and nothing is kept
             await self.app(scope, receive, send)
             return
-        await self._once(scope, receive, send, state.idempotency, caller_id, key)
+        scope.setdefault("state", {})["caller"] = caller  # the route need not decode it again
+        await self._once(scope, receive, send, state.idempotency, caller.id, key)
 
     async def _once(
         self,
