@@ -31,7 +31,7 @@ from uuid import UUID, uuid5
 
 from ledger.clock import Clock
 from projections.base import iso
-from projections.db import Database, Txn
+from projections.db import Database, Row, Txn
 
 RETENTION = timedelta(hours=24)
 STALE_CLAIM = timedelta(minutes=2)
@@ -46,6 +46,17 @@ SCHEMA = (
         PRIMARY KEY (caller_id, key))""",
     "CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at)",
 )
+
+
+_INSERT = (
+    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at)"
+    " VALUES (:caller_id, :key, :hash, :now) ON CONFLICT DO NOTHING"
+)
+
+
+def _lapsed(row: Row, now: datetime) -> bool:
+    limit = RETENTION if row["status"] is not None else STALE_CLAIM
+    return str(row["created_at"]) < str(iso(now - limit))
 
 
 def request_hash(method: str, path: str, query: str, body: bytes) -> str:
@@ -95,28 +106,24 @@ class IdempotencyStore:
             yield txn
 
     def claim(self, caller_id: str, key: str, digest: str) -> Claim:
+        """Take the key, or say what to answer instead. One INSERT on the usual path."""
         now = self.clock()
-        ids = {"caller_id": caller_id, "key": key}
+        values = {"caller_id": caller_id, "key": key, "hash": digest, "now": iso(now)}
         with self._transaction() as txn:
-            txn.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
-                " AND (created_at < :expired OR (status IS NULL AND created_at < :stale))",
-                {**ids, "expired": iso(now - RETENTION), "stale": iso(now - STALE_CLAIM)},
-            )
-            inserted = txn.execute(
-                "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at)"
-                " VALUES (:caller_id, :key, :hash, :now) ON CONFLICT DO NOTHING",
-                {**ids, "hash": digest, "now": iso(now)},
-            )
-            if inserted:
+            if txn.execute(_INSERT, values):
                 return Claim(won=True)
             row = txn.one(
-                "SELECT request_hash, status, headers, body FROM idempotency_keys"
+                "SELECT request_hash, status, headers, body, created_at FROM idempotency_keys"
                 " WHERE caller_id = :caller_id AND key = :key",
-                ids,
+                values,
             )
-        if row is None:  # deleted between our statements by an expiry elsewhere: try again
-            return self.claim(caller_id, key, digest)
+            if row is None or _lapsed(row, now):  # expired, or its request died: start over
+                txn.execute(
+                    "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key",
+                    values,
+                )
+                txn.execute(_INSERT, values)
+                return Claim(won=True)
         if row["request_hash"] != digest:
             return Claim(won=False, conflict=True)
         if row["status"] is None:

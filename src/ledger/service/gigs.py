@@ -29,10 +29,9 @@ class GigCommands(LedgerBase):
         new_id = gig_id or uuid4()
 
         def decide() -> list[Gig]:
-            self._refuse_existing(new_id)
             return [Gig.create(new_id, title, packages, actor, self.clock())]
 
-        return self._run(decide)
+        return self._run(decide, creates=new_id)
 
     def revise_gig(self, caller: Caller, gig_id: UUID, packages: Sequence[Package]) -> Done[Gig]:
         """Replace a gig's packages; orders already placed keep theirs.

@@ -52,7 +52,6 @@ class OrderCommands(LedgerBase):
         new_id = order_id or uuid4()
 
         def decide() -> list[Order]:
-            self._refuse_existing(new_id)
             gig = self._gig(gig_id)
             if gig.freelancer_id == caller.id:
                 raise Conflict("you cannot order your own gig")
@@ -71,7 +70,7 @@ class OrderCommands(LedgerBase):
                 )
             ]
 
-        return self._run(decide)
+        return self._run(decide, creates=new_id)
 
     def get_order(
         self,

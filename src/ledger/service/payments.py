@@ -39,7 +39,6 @@ class PaymentCommands(LedgerBase):
             actor = access.acting_on(caller, order, ("client",))
             if order.status != OrderStatus.PENDING:
                 raise InvalidTransition(f"cannot pay for an order that is {order.status}")
-            self._refuse_existing(payment_id, "this order already has a payment")
             return [
                 Payment.create(
                     order.id,
@@ -52,7 +51,7 @@ class PaymentCommands(LedgerBase):
                 )
             ]
 
-        return self._run(decide)
+        return self._run(decide, creates=payment_id, taken="this order already has a payment")
 
     def confirm_payment(
         self, caller: Caller, payment_id: UUID, transaction_id: str, amount: int, currency: str
