@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 
@@ -55,17 +56,21 @@ def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int |
     return int(match[1])
 
 
-def _idempotency_key(
+def _new_id(
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> str | None:
-    return idempotency_key
+) -> UUID | None:
+    """The id a creating command gives what it creates: derived from the caller, the
+    ``Idempotency-Key`` and the request (by ``replay.Idempotency``) when keyed, else new."""
+    new_id: UUID | None = getattr(request.state, "new_id", None)
+    return new_id
 
 
 LedgerDep = Annotated[LedgerApp, Depends(_ledger)]
 ReadModelsDep = Annotated[ReadModels, Depends(_read_models)]
 CallerDep = Annotated[Caller, Depends(_caller)]
 ExpectedVersion = Annotated[int | None, Depends(_expected_version)]
-IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+NewId = Annotated[UUID | None, Depends(_new_id)]
 
 
 def fresh(*names: str) -> Callable[..., None]:

@@ -15,8 +15,8 @@ per request.
 
 Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
 request never finished (its process died) is released after ``STALE_CLAIM``; commands that
-create things derive the new id from the key (``derived_id``), so even that retry cannot
-create a second order.
+create things derive the new id from the key and the request (``derived_id``), so even that
+retry cannot create a second order.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def request_hash(method: str, path: str, query: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def derived_id(caller_id: str, key: str | None) -> UUID | None:
-    """The id of what a keyed creating request makes: the same for every retry."""
-    return None if key is None else uuid5(_NAMESPACE, f"{caller_id}\n{key}")
+def derived_id(caller_id: str, key: str, digest: str) -> UUID:
+    """The id of what a keyed creating request makes: the same for every retry of that
+    request, another for another request under the same key (after the key expired)."""
+    return uuid5(_NAMESPACE, f"{caller_id}\n{key}\n{digest}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator
-from api.idempotency import MAX_KEY, IdempotencyStore, Stored, request_hash
+from api.idempotency import MAX_KEY, IdempotencyStore, Stored, derived_id, request_hash
 from api.middleware import header
 from api.problems import ApiError, problem
 
@@ -55,6 +55,8 @@ class Idempotency:
         body = await _read_body(receive)
         query = scope.get("query_string", b"").decode("latin-1")
         digest = request_hash(scope["method"], scope["path"], query, body)
+        # The id a creating route gives its aggregate (``deps.NewId``): one per request.
+        scope.setdefault("state", {})["new_id"] = derived_id(caller_id, key, digest)
         claim = await to_thread.run_sync(store.claim, caller_id, key, digest)
         if claim.conflict:
             detail = "this Idempotency-Key was used with another request"

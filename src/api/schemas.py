@@ -109,7 +109,7 @@ class CancelIn(Request):
 
 
 class ResolutionIn(Request):
-    outcome: DisputeOutcome
+    outcome: Annotated[DisputeOutcome, Field(strict=False)]  # a JSON string names the member
     refund_amount: Centimes | None = None
 
 

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from api import schemas
-from api.deps import CallerDep, IdempotencyKey, LedgerDep, ReadModelsDep, fresh
-from api.idempotency import derived_id
+from api.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
 from api.routes.common import Cursor, Limit, parse_id, tag
 from ledger.domain.values import Package
 from ledger.errors import NotFound
@@ -24,7 +23,7 @@ def create_gig(
     body: schemas.GigIn,
     caller: CallerDep,
     ledger: LedgerDep,
-    key: IdempotencyKey,
+    new_id: NewId,
     response: Response,
 ) -> dict[str, Any]:
     """Publish a gig with one to three packages; the caller becomes its freelancer."""
@@ -32,7 +31,7 @@ def create_gig(
         Package(p.package_id, p.price, p.delivery_days, p.revisions, p.description)
         for p in body.packages
     ]
-    done = ledger.create_gig(caller, body.title, packages, derived_id(caller.id, key))
+    done = ledger.create_gig(caller, body.title, packages, new_id)
     tag(response, None, done.position)
     return gig_view(gig_row(done.aggregate))
 

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from api import schemas
-from api.deps import CallerDep, IdempotencyKey, LedgerDep, ReadModelsDep, fresh
-from api.idempotency import derived_id
+from api.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
 from api.routes.common import Cursor, Limit, done_order, order_answer, parse_id, tag
 from ledger import access
 from ledger.actors import Caller
@@ -26,7 +25,7 @@ def place_order(
     body: schemas.OrderIn,
     caller: CallerDep,
     ledger: LedgerDep,
-    key: IdempotencyKey,
+    new_id: NewId,
     response: Response,
 ) -> dict[str, Any]:
     """Order a package of a gig: ``pending``, its total the package price, awaiting payment."""
@@ -34,9 +33,7 @@ def place_order(
         gig_id = parse_id(body.gig_id, "gig")
     except NotFound as error:  # the body names it: say which field
         raise NotFound(f"gig {body.gig_id} not found") from error
-    done = ledger.place_order(
-        caller, gig_id, body.package_id, body.requirements, derived_id(caller.id, key)
-    )
+    done = ledger.place_order(caller, gig_id, body.package_id, body.requirements, new_id)
     response.headers["Location"] = f"/v1/orders/{done.aggregate.id}"
     return done_order(response, done)
 

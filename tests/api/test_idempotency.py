@@ -1,0 +1,424 @@
+"""``Idempotency-Key`` on POST (API.md, "Common headers"), on SQLite and PostgreSQL.
+
+The same key and request within 24 h answers the first status and body again, with
+``Idempotent-Replayed: true``, and stores nothing; the same key with another request is 409
+``idempotency_conflict``; keys are scoped to the caller. "Stores nothing" is checked on the
+event store's head, the position of its last event.
+
+The tables run on SQLite only (``on_sqlite``); the core cases — a replay, the expiry, a
+retry whose answer was lost, and concurrent retries — run on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from api.auth import signing_key
+from api.idempotency import request_hash
+from ledger.settings import Settings
+from tests.api.conftest import BASIC, Api
+from tests.conftest import FakeClock
+
+on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+KEY = "order-7f3a"
+KEPT = ("etag", "location", "x-ledger-position", "content-type")
+"""The headers a replay must repeat (with the status and the body, byte for byte)."""
+
+
+def post(api: Api, path: str, body: Any, who: str, key: str = KEY) -> httpx.Response:
+    """POST as ``who`` with ``key`` as the ``Idempotency-Key``."""
+    headers = {**api.as_(who), "Idempotency-Key": key}
+    return api.client.post(path, json=body, headers=headers)
+
+
+def send(api: Api, request: Request, key: str = KEY) -> httpx.Response:
+    return post(api, request.path, request.body, request.who, key)
+
+
+def head(api: Api) -> int:
+    """The position of the last stored event."""
+    return int(api.app.state.ledger.recorder.max_notification_id() or 0)
+
+
+def kept_keys(api: Api) -> int:
+    with api.app.state.idempotency.db.transaction() as txn:
+        return int(txn.one("SELECT COUNT(*) AS n FROM idempotency_keys")["n"])
+
+
+def forget_every_key(api: Api) -> None:
+    """What a crash between storing the events and storing the answer leaves behind."""
+    with api.app.state.idempotency.db.transaction() as txn:
+        txn.execute("DELETE FROM idempotency_keys")
+
+
+def items(api: Api, path: str, who: str) -> list[dict[str, Any]]:
+    headers = {**api.as_(who), "X-Ledger-Min-Position": str(head(api))}
+    response = api.client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    assert not response.json()["hasMore"]
+    return list(response.json()["data"])
+
+
+def assert_replay_of(again: httpx.Response, first: httpx.Response) -> None:
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.status_code == first.status_code
+    assert again.content == first.content
+    for name in KEPT:
+        assert again.headers.get(name) == first.headers.get(name), name
+
+
+# -- requests to replay: each builds what it needs and names the request ------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    body: Any
+    who: str
+
+
+def create_gig(api: Api) -> Request:
+    return Request("/v1/gigs", {"title": "Logo", "packages": [BASIC]}, "freelancer-1")
+
+
+def place_order(api: Api) -> Request:
+    return Request("/v1/orders", {"gigId": api.gig()["id"], "packageId": "basic"}, "client-1")
+
+
+def create_payment(api: Api) -> Request:
+    order = api.order(api.gig())
+    return Request(
+        f"/v1/orders/{order['id']}/payments", {"paymentMethod": "credit_card"}, "client-1"
+    )
+
+
+def accept(api: Api) -> Request:
+    order = api.paid_order(api.gig())
+    return Request(f"/v1/orders/{order['id']}/accept", None, "freelancer-1")
+
+
+def cancel(api: Api) -> Request:
+    order = api.order(api.gig())
+    return Request(f"/v1/orders/{order['id']}/cancel", {"reason": "client_withdrew"}, "client-1")
+
+
+REQUESTS: dict[str, Callable[[Api], Request]] = {
+    "create_gig": create_gig,
+    "place_order": place_order,
+    "create_payment": create_payment,
+    "accept": accept,
+    "cancel": cancel,
+}
+
+
+@on_sqlite
+@pytest.mark.parametrize("make", REQUESTS.values(), ids=REQUESTS.keys())
+def test_a_replay_answers_the_first_answer_and_stores_nothing(
+    api: Api, make: Callable[[Api], Request]
+) -> None:
+    request = make(api)
+    first = send(api, request)
+    assert first.status_code in (200, 201), first.text
+    stored = head(api)
+    again = send(api, request)
+    assert_replay_of(again, first)
+    assert head(api) == stored
+    assert send(api, request).content == first.content
+
+
+def test_a_replayed_order_is_the_same_single_order(api: Api) -> None:
+    request = place_order(api)
+    first = send(api, request)
+    assert first.status_code == 201, first.text
+    stored = head(api)
+    again = send(api, request)
+    assert_replay_of(again, first)
+    assert head(api) == stored
+    assert first.headers["Location"] == f"/v1/orders/{first.json()['id']}"
+    assert [o["id"] for o in items(api, "/v1/orders", "client-1")] == [first.json()["id"]]
+
+
+# -- the same key for another request ----------------------------------------------------------
+
+OTHER_REQUESTS: dict[str, Callable[[Request], Request]] = {
+    "other_body": lambda r: Request(r.path, {**r.body, "requirements": "Blue"}, r.who),
+    "other_path": lambda r: Request("/v1/gigs", {"title": "T", "packages": [BASIC]}, r.who),
+    "other_query": lambda r: Request(f"{r.path}?source=retry", r.body, r.who),
+    "no_body": lambda r: Request(r.path, None, r.who),
+}
+
+
+@on_sqlite
+@pytest.mark.parametrize("change", OTHER_REQUESTS.values(), ids=OTHER_REQUESTS.keys())
+def test_the_same_key_for_another_request_is_a_conflict(
+    api: Api, change: Callable[[Request], Request]
+) -> None:
+    request = place_order(api)
+    first = send(api, request)
+    assert first.status_code == 201, first.text
+    stored = head(api)
+    other = change(request)
+    response = send(api, other)
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "idempotency_conflict"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert head(api) == stored
+    assert_replay_of(send(api, request), first)
+
+
+@on_sqlite
+def test_keys_are_scoped_to_the_caller(api: Api) -> None:
+    gig = api.gig()
+    body = {"gigId": gig["id"], "packageId": "basic"}
+    mine = post(api, "/v1/orders", body, "client-1")
+    theirs = post(api, "/v1/orders", body, "client-2")
+    assert (mine.status_code, theirs.status_code) == (201, 201), theirs.text
+    assert "idempotent-replayed" not in theirs.headers
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert (mine.json()["userId"], theirs.json()["userId"]) == ("client-1", "client-2")
+    assert_replay_of(post(api, "/v1/orders", body, "client-2"), theirs)
+    assert_replay_of(post(api, "/v1/orders", body, "client-1"), mine)
+
+
+@on_sqlite
+def test_another_caller_with_the_key_cannot_read_the_first_answer(api: Api) -> None:
+    """A stranger replaying a client's key on the client's order gets their own answer (404),
+    never the stored one."""
+    request = create_payment(api)
+    first = send(api, request)
+    assert first.status_code == 201, first.text
+    response = post(api, request.path, request.body, "stranger")
+    assert response.status_code == 404, response.text
+    assert "idempotent-replayed" not in response.headers
+
+
+# -- refusals are answers too ------------------------------------------------------------------
+
+
+@on_sqlite
+def test_a_409_is_replayed_even_once_the_request_would_succeed(api: Api) -> None:
+    order = api.paid_order(api.gig())
+    path = f"/v1/orders/{order['id']}/complete"
+    first = post(api, path, None, "client-1")
+    assert (first.status_code, first.json()["code"]) == (409, "invalid_transition"), first.text
+    delivered = post(api, f"/v1/orders/{order['id']}/deliver", {"message": "Done"}, "freelancer-1")
+    assert delivered.status_code == 200, delivered.text
+    stored = head(api)
+    again = post(api, path, None, "client-1")
+    assert_replay_of(again, first)
+    assert head(api) == stored
+    now = api.read(f"/v1/orders/{order['id']}", "client-1", position=stored)
+    assert now["stage"] == "delivered"
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [
+        pytest.param("freelancer-1", 403, id="403_not_theirs"),
+        pytest.param("stranger", 404, id="404_not_visible"),
+    ],
+)
+def test_refusals_by_caller_are_replayed(api: Api, who: str, status: int) -> None:
+    order = api.paid_order(api.gig())
+    path = f"/v1/orders/{order['id']}/complete"
+    first = post(api, path, None, who)
+    assert first.status_code == status, first.text
+    assert_replay_of(post(api, path, None, who), first)
+
+
+@on_sqlite
+def test_a_422_from_the_ledger_is_replayed(api: Api) -> None:
+    gig = api.gig()
+    body = {"gigId": gig["id"], "packageId": "premium"}  # the gig has only "basic"
+    first = post(api, "/v1/orders", body, "client-1")
+    assert first.status_code == 422, first.text
+    assert_replay_of(post(api, "/v1/orders", body, "client-1"), first)
+
+
+# -- the key itself ----------------------------------------------------------------------------
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [
+        pytest.param("k" * 255, 201, id="255_chars"),
+        pytest.param("k" * 256, 422, id="256_chars"),
+        pytest.param("k" * 1000, 422, id="1000_chars"),
+    ],
+)
+def test_a_key_longer_than_255_characters_is_refused(api: Api, key: str, status: int) -> None:
+    request = place_order(api)
+    stored = head(api)
+    response = send(api, request, key)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["code"] == "validation_failed"
+        assert [e["field"] for e in response.json()["errors"]] == ["Idempotency-Key"]
+        assert head(api) == stored
+        assert kept_keys(api) == 0
+
+
+def unauthenticated(api: Api, settings: Settings) -> dict[str, dict[str, str]]:
+    now = datetime.now(UTC)
+    expired = api.app.state.auth.issue("client-1", ttl=timedelta(seconds=-1))
+    foreign = jwt.encode(
+        {"sub": "client-1", "exp": now + timedelta(hours=1)}, "x" * 48, algorithm="HS256"
+    )
+    gateway = jwt.encode(
+        {"sub": "client-1", "roles": ["gateway"], "exp": now + timedelta(hours=1)},
+        signing_key(settings),
+        algorithm="HS256",
+    )
+    return {
+        "no_token": {},
+        "expired": {"Authorization": f"Bearer {expired}"},
+        "another_key": {"Authorization": f"Bearer {foreign}"},
+        "gateway_role": {"Authorization": f"Bearer {gateway}"},
+    }
+
+
+@on_sqlite
+@pytest.mark.parametrize("kind", ["no_token", "expired", "another_key", "gateway_role"])
+def test_a_key_without_a_valid_token_is_401_and_nothing_is_kept(
+    api: Api, settings: Settings, kind: str
+) -> None:
+    request = place_order(api)
+    stored = head(api)
+    headers = {**unauthenticated(api, settings)[kind], "Idempotency-Key": KEY}
+    response = api.client.post(request.path, json=request.body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert (head(api), kept_keys(api)) == (stored, 0)
+    then = send(api, request)
+    assert then.status_code == 201, then.text
+    assert "idempotent-replayed" not in then.headers
+
+
+def test_a_key_expires_after_24_hours(api: Api, clock: FakeClock) -> None:
+    request = accept(api)
+    first = send(api, request)
+    assert first.status_code == 200, first.text
+    clock.advance(hours=23)
+    assert_replay_of(send(api, request), first)
+    clock.advance(hours=2)
+    again = send(api, request)
+    assert "idempotent-replayed" not in again.headers
+    assert (again.status_code, again.json()["code"]) == (409, "invalid_transition"), again.text
+
+
+REUSES: dict[str, Callable[[Api], Request]] = {
+    "another_order": lambda api: Request(
+        "/v1/orders", {"gigId": api.gig("freelancer-2")["id"], "packageId": "basic"}, "client-1"
+    ),
+    "a_gig": lambda api: Request("/v1/gigs", {"title": "Mine", "packages": [BASIC]}, "client-1"),
+}
+
+
+@on_sqlite
+@pytest.mark.parametrize("make", REUSES.values(), ids=REUSES.keys())
+def test_an_expired_key_is_free_for_another_request(
+    api: Api, clock: FakeClock, make: Callable[[Api], Request]
+) -> None:
+    """After 24 h the key is forgotten (API.md): a new request with it runs and creates."""
+    request = place_order(api)
+    assert send(api, request).status_code == 201
+    clock.advance(hours=25)
+    reuse = make(api)
+    response = send(api, reuse)
+    assert response.status_code == 201, response.text
+    assert "idempotent-replayed" not in response.headers
+
+
+@on_sqlite
+def test_an_abandoned_claim_is_in_progress_until_it_goes_stale(api: Api, clock: FakeClock) -> None:
+    """A claim whose request never finished (its process died) holds the key for a while
+    (409 ``idempotency_in_progress`` with ``Retry-After``), then lets a retry run."""
+    request = place_order(api)
+    raw = json.dumps(request.body).encode()
+    digest = request_hash("POST", request.path, "", raw)
+    assert api.app.state.idempotency.claim(request.who, KEY, digest).won
+    headers = {**api.as_(request.who), "Idempotency-Key": KEY, "Content-Type": "application/json"}
+    busy = api.client.post(request.path, content=raw, headers=headers)
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["code"] == "idempotency_in_progress"
+    assert busy.headers["retry-after"]
+    clock.advance(minutes=3)
+    retry = api.client.post(request.path, content=raw, headers=headers)
+    assert retry.status_code == 201, retry.text
+    assert "idempotent-replayed" not in retry.headers
+
+
+# -- a retry whose first answer was lost --------------------------------------------------------
+
+
+def test_a_retried_order_whose_answer_was_lost_creates_no_second_order(api: Api) -> None:
+    request = place_order(api)
+    first = send(api, request)
+    assert first.status_code == 201, first.text
+    forget_every_key(api)
+    stored = head(api)
+    retry = send(api, request)
+    assert retry.status_code == 409, retry.text
+    assert "idempotent-replayed" not in retry.headers
+    assert head(api) == stored
+    assert [o["id"] for o in items(api, "/v1/orders", "client-1")] == [first.json()["id"]]
+
+
+@on_sqlite
+def test_a_retried_gig_whose_answer_was_lost_creates_no_second_gig(api: Api) -> None:
+    request = create_gig(api)
+    first = send(api, request)
+    assert first.status_code == 201, first.text
+    forget_every_key(api)
+    stored = head(api)
+    retry = send(api, request)
+    assert retry.status_code == 409, retry.text
+    assert head(api) == stored
+    gigs = items(api, "/v1/gigs?freelancerId=freelancer-1", "client-1")
+    assert [g["id"] for g in gigs] == [first.json()["id"]]
+
+
+# -- concurrency --------------------------------------------------------------------------------
+
+THREADS = 8
+
+
+def test_concurrent_requests_with_one_key_place_one_order(api: Api) -> None:
+    request = place_order(api)
+    headers = {**api.as_(request.who), "Idempotency-Key": KEY}
+    before = head(api)
+    start = threading.Barrier(THREADS, timeout=30)  # released together, never hangs
+
+    def place(_: int) -> httpx.Response:
+        start.wait()
+        return api.client.post(request.path, json=request.body, headers=headers)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(place, range(THREADS)))
+
+    statuses = sorted(a.status_code for a in answers)
+    created = [a for a in answers if a.status_code == 201]
+    busy = [a for a in answers if a.status_code == 409]
+    assert len(created) + len(busy) == THREADS, statuses
+    assert created, statuses
+    assert len({a.json()["id"] for a in created}) == 1
+    originals = [a for a in created if "idempotent-replayed" not in a.headers]
+    assert len(originals) == 1, statuses
+    assert {a.json()["code"] for a in busy} <= {"idempotency_in_progress"}
+    assert all(a.headers.get("retry-after") for a in busy)
+    assert head(api) == before + 1  # one OrderPlaced event
+    orders = items(api, "/v1/orders", request.who)
+    assert [o["id"] for o in orders] == [created[0].json()["id"]]
