@@ -104,7 +104,7 @@ class Authenticator:
 
 def _subject(claims: dict[str, Any]) -> str:
     subject = claims["sub"]
-    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT:
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT or "\x00" in subject:
         raise unauthenticated("the token's subject is not valid")
     return subject
 

@@ -22,7 +22,8 @@ from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
 MAX_WAIT_SECONDS = 5.0
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
+_ETAG = re.compile(r'^\s*"(\d{1,9})"\s*$')
+"""One strong ETag: ``If-Match`` compares strongly (RFC 9110), so a weak tag never matches."""
 
 
 def _ledger(request: Request) -> LedgerApp:
@@ -52,7 +53,7 @@ def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int |
         return None
     match = _ETAG.match(if_match)
     if match is None:
-        raise ApiError(400, 'If-Match must be one ETag, such as "3"', code="invalid_header")
+        raise ApiError(400, 'If-Match must be one strong ETag, such as "3"', code="invalid_header")
     return int(match[1])
 
 

@@ -20,7 +20,7 @@ from api import problems
 from api.auth import Authenticator, signing_key
 from api.idempotency import IdempotencyStore
 from api.metrics import MeasureRequests, Metrics
-from api.middleware import BodyLimit, RequestId
+from api.middleware import InputLimits, RequestId
 from api.replay import Idempotency
 from api.routes import gigs, operations, order_commands, orders, payments
 from ledger.bootstrap import build_ledger
@@ -66,7 +66,7 @@ def create_app(
     for router in (gigs, orders, order_commands, payments, operations):
         app.include_router(router.router)
     app.add_middleware(Idempotency)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(InputLimits)
     app.add_middleware(MeasureRequests)
     app.add_middleware(RequestId)
     return app

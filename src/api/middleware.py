@@ -1,4 +1,4 @@
-"""Pure ASGI middleware that every request passes: request ids and the body size limit.
+"""Pure ASGI middleware that every request passes: request ids and limits on raw input.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per request and no buffering of
 streamed bodies.
@@ -57,9 +57,11 @@ class PayloadTooLarge(HTTPException):
         super().__init__(413, f"the request body must not exceed {limit} bytes")
 
 
-class BodyLimit:
+class InputLimits:
     """Refuse bodies over ``limit`` bytes: at once when ``Content-Length`` says so, else as
-    soon as the streamed body passes it (chunked uploads have no length)."""
+    soon as the streamed body passes it (chunked uploads have no length). Also refuse a NUL
+    character in the query string: no parameter needs one, and PostgreSQL cannot compare
+    text with one."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -68,6 +70,12 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").lower()
+        if b"%00" in query or b"\x00" in query:
+            await problem(400, "query parameters must not contain NUL characters")(
+                scope, receive, send
+            )
             return
         declared = header(scope, b"content-length")
         if declared is not None and not declared.isdigit():

@@ -28,7 +28,6 @@ from ledger.domain.values import (
     MAX_REVISIONS,
     MAX_TEXT,
     MAX_TITLE,
-    CancelReason,
     DisputeOutcome,
     OrderStatus,
     PaymentStatus,
@@ -104,7 +103,7 @@ class ReasonIn(Request):
 
 
 class CancelIn(Request):
-    reason: Literal[CancelReason.CLIENT_WITHDREW, CancelReason.POLICY_VIOLATION]
+    reason: Literal["client_withdrew", "policy_violation"]
     note: Text | None = None
 
 

@@ -1,11 +1,15 @@
-"""What several routers share: id parsing, list parameters, and command answers."""
+"""What several routers share: JSON reading, id parsing, list parameters, command answers."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
+from fastapi.routing import APIRoute
 
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
@@ -14,6 +18,39 @@ from ledger.service import Done
 from projections.models.orders import order_row
 from projections.models.payments import payment_row
 from projections.queries import MAX_LIMIT, order_view, payment_view
+
+
+class _ExactJSONRequest(Request):
+    """Reads JSON numbers with a fraction as ``Decimal``: ``1.00000000000000000001`` must be
+    refused for its decimals, not rounded to ``1.0`` by a double on the way in. NaN and
+    Infinity are not JSON, and a body that is not UTF-8 is malformed like any other."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            raw = await self.body()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
+            self._json = json.loads(text, parse_float=Decimal, parse_constant=_not_json)
+        return self._json
+
+
+def _not_json(constant: str) -> Any:
+    raise json.JSONDecodeError(f"{constant} is not JSON", constant, 0)
+
+
+class ExactJSONRoute(APIRoute):
+    """The route class of every router: bodies are read by ``_ExactJSONRequest``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact(request: Request) -> Response:
+            return await handler(_ExactJSONRequest(request.scope, request.receive))
+
+        return exact
+
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(alias="startingAfter", max_length=64)]

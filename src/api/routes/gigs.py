@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from api import schemas
 from api.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
-from api.routes.common import Cursor, Limit, parse_id, tag
+from api.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
 from ledger.domain.values import Package
 from ledger.errors import NotFound
 from projections.models.gigs import gig_row
 from projections.queries import gig_view
 
-router = APIRouter(prefix="/v1/gigs", tags=["gigs"])
+router = APIRouter(prefix="/v1/gigs", tags=["gigs"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("gigs"))
 
 

@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.metrics import Metrics
+from api.routes.common import ExactJSONRoute
 from projections.runner import ProjectionRunner
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ExactJSONRoute)
 READY_MAX_LAG = 1_000
 """A projection further behind than this many events makes the service not ready."""
 

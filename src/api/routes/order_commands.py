@@ -15,12 +15,14 @@ from fastapi import APIRouter, Response
 
 from api import schemas
 from api.deps import CallerDep, ExpectedVersion, LedgerDep
-from api.routes.common import done_order, parse_id
+from api.routes.common import ExactJSONRoute, done_order, parse_id
 from ledger.domain.order import Order
 from ledger.domain.values import CancelReason
 from ledger.service import Done, LedgerApp
 
-router = APIRouter(prefix="/v1/orders/{order_id}", tags=["order commands"])
+router = APIRouter(
+    prefix="/v1/orders/{order_id}", tags=["order commands"], route_class=ExactJSONRoute
+)
 Answer = dict[str, Any]
 Bodyless = Callable[[LedgerApp], Callable[..., Done[Order]]]
 

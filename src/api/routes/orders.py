@@ -9,14 +9,14 @@ from pydantic import AwareDatetime
 
 from api import schemas
 from api.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
-from api.routes.common import Cursor, Limit, done_order, order_answer, parse_id, tag
+from api.routes.common import Cursor, ExactJSONRoute, Limit, done_order, order_answer, parse_id, tag
 from ledger import access
 from ledger.actors import Caller
 from ledger.errors import Forbidden, NotFound
 from projections.db import Row
 from projections.queries import ReadModels, order_view
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("orders"))
 
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api import schemas
 from api.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
-from api.routes.common import Cursor, Limit, parse_id, payment_answer, tag
+from api.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, payment_answer, tag
 from api.routes.orders import visible_order
 from ledger import access
 from ledger.errors import NotFound
 from projections.queries import payment_view
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = APIRouter(prefix="/v1", tags=["payments"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("payments"))
 FreshOrder = Depends(fresh("orders", "payments"))
 

@@ -97,10 +97,13 @@ def check_text(value: object, field: str, *, max_length: int, required: bool = T
     """Return ``value`` if it is a string of acceptable length.
 
     Raises:
-        ValidationFailed: not a string, empty when required, or longer than ``max_length``.
+        ValidationFailed: not a string, empty when required, longer than ``max_length``, or
+            holding a NUL character (no text column can store one, and no text needs one).
     """
     if not isinstance(value, str):
         raise ValidationFailed(f"{field} must be a string", field=field)
+    if "\x00" in value:
+        raise ValidationFailed(f"{field} must not contain NUL characters", field=field)
     if required and not value.strip():
         raise ValidationFailed(f"{field} must not be empty", field=field)
     if len(value) > max_length:
