@@ -14,10 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +25,7 @@ from api.main import create_app
 from ledger.settings import load_settings
 from tests.api.conftest import BASIC, Api
 from tests.api.test_contract import assert_problem
-from tests.conftest import ADMIN_URL, FakeClock, _postgres_or_skip
+from tests.conftest import FakeClock, postgres_database
 
 CLIENT, FREELANCER, NEWCOMER = ("client-1",), ("freelancer-1",), ("freelancer-2",)
 SUPPORT = ("support-1", "support")
@@ -74,15 +72,8 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp / 'ledger.db'}"
         return
-    _postgres_or_skip()
-    name = f"ledger_test_{uuid4().hex[:16]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(
