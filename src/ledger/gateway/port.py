@@ -1,0 +1,82 @@
+"""``PaymentGateway``: what the ledger needs from a payment provider, and nothing more.
+
+The ledger asks a gateway to open a hosted checkout for a payment (``tokenize``), to tell it
+the state of a transaction (``lookup``), and to check that a webhook really comes from it
+(``verify``). Amounts cross this port as integer centimes, as everywhere inside.
+
+    GatewayError              the gateway could not be reached or answered nonsense;
+     │                         the payment and its order stay pending and consistent
+     └── GatewayRefused       the gateway understood and said no (bad key, bad amount …)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ledger.errors import LedgerError
+
+TransactionStatus = Literal["pending", "paid", "failed", "refunded"]
+
+
+class GatewayError(LedgerError):
+    """The gateway is unreachable, timed out, or answered something we cannot read."""
+
+    code = "gateway_unavailable"
+
+
+class GatewayRefused(GatewayError):
+    """The gateway answered and refused the request."""
+
+    code = "gateway_refused"
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What a checkout is opened for (``order_id`` is what the gateway echoes back)."""
+
+    order_id: str
+    amount: int
+    currency: str
+    success_url: str
+    error_url: str
+    customer_ip: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A hosted payment form: ``token_id`` names it, ``payment_url`` is where the client
+    goes to pay (absolute)."""
+
+    token_id: str
+    payment_url: str
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transaction as the gateway reports it."""
+
+    id: str
+    status: TransactionStatus
+    order_id: str
+    amount: int
+    currency: str
+    reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def tokenize(self, request: CheckoutRequest) -> Checkout:
+        """Open a checkout. Raises: GatewayError, GatewayRefused."""
+        ...
+
+    def lookup(self, transaction_id: str) -> Transaction:
+        """The transaction's current state. Raises: GatewayError, GatewayRefused (unknown)."""
+        ...
+
+    def verify(self, body: bytes, signature: str | None) -> bool:
+        """Whether ``signature`` signs the raw webhook ``body``."""
+        ...
