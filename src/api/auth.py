@@ -11,11 +11,8 @@ A token can only claim the user roles (``user``, ``support``, ``auditor``, ``adm
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -38,21 +35,7 @@ def signing_key(settings: Settings) -> str:
     """The configured secret, or the development one in ``var/`` (created on first use)."""
     if settings.auth_secret is not None:
         return settings.auth_secret.get_secret_value()
-    path = settings.var_dir / "auth-secret"
-    if not path.exists():
-        _create_secret(path)
-    return path.read_text().strip()
-
-
-def _create_secret(path: Path) -> None:
-    """Write a fresh key with O_EXCL: two processes starting at once keep the first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(48))
+    return settings.local_secret("auth-secret")
 
 
 class Authenticator:

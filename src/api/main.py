@@ -22,7 +22,7 @@ from api.idempotency import IdempotencyStore
 from api.metrics import MeasureRequests, Metrics
 from api.middleware import InputLimits, RequestId
 from api.replay import Idempotency
-from api.routes import gigs, operations, order_commands, orders, payments
+from api.routes import gigs, operations, order_commands, orders, payments, sandbox, webhooks
 from ledger.bootstrap import build_ledger
 from ledger.clock import Clock, utc_now
 from ledger.settings import Settings, load_settings
@@ -63,8 +63,10 @@ def create_app(
     )
     app.state.auth = Authenticator(signing_key(settings))
     problems.install(app)
-    for router in (gigs, orders, order_commands, payments, operations):
+    for router in (gigs, orders, order_commands, payments, webhooks, operations):
         app.include_router(router.router)
+    if settings.gateway == "sandbox":
+        app.include_router(sandbox.router)
     app.add_middleware(Idempotency)
     app.add_middleware(InputLimits)
     app.add_middleware(MeasureRequests)

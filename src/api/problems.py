@@ -28,11 +28,14 @@ from ledger.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from ledger.gateway.port import GatewayError, GatewayRefused
 
 log = logging.getLogger("api")
 PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: Sequence[tuple[type[LedgerError], int]] = (
+    (GatewayRefused, 502),  # before GatewayError, its base
+    (GatewayError, 503),
     (NotFound, 404),
     (Forbidden, 403),
     (InvalidTransition, 409),
@@ -52,6 +55,7 @@ CODE_OF_STATUS = {
     412: "version_mismatch",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    502: "gateway_refused",
     422: "validation_failed",
     503: "not_ready",
 }
@@ -95,7 +99,7 @@ def problem(
 
 
 def status_of(error: LedgerError) -> int:
-    return next(status for kind, status in STATUS_OF if isinstance(error, kind))
+    return next((status for kind, status in STATUS_OF if isinstance(error, kind)), 500)
 
 
 def ledger_problem(error: LedgerError) -> JSONResponse:

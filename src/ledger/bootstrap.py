@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from ledger.clock import Clock, utc_now
+from ledger.gateway.port import PaymentGateway
+from ledger.gateway.sandbox import Sandbox
+from ledger.gateway.youcanpay import YouCanPay
 from ledger.service import LedgerApp
 from ledger.settings import Settings
 
 
 def build_ledger(settings: Settings, clock: Clock = utc_now) -> LedgerApp:
-    """Open the configured event store (creating its tables and append-only triggers)."""
+    """Open the configured event store (creating its tables and append-only triggers),
+    with the configured payment gateway."""
     if not settings.is_postgres:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return LedgerApp(settings.eventsourcing_env(), clock=clock, fee_rate_bp=settings.fee_rate_bp)
+    return LedgerApp(
+        settings.eventsourcing_env(),
+        clock=clock,
+        fee_rate_bp=settings.fee_rate_bp,
+        gateway=build_gateway(settings),
+        public_url=str(settings.public_url),
+    )
+
+
+def build_gateway(settings: Settings) -> PaymentGateway:
+    if settings.gateway == "youcanpay":
+        # Settings refuse LEDGER_GATEWAY=youcanpay without both keys.
+        return YouCanPay(
+            settings.gateway_key, settings.youcanpay_public_key or "", settings.youcanpay_sandbox
+        )
+    return Sandbox(settings.gateway_key, str(settings.public_url))

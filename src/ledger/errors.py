@@ -5,7 +5,8 @@
      ├── Forbidden            the caller may see it but may not do this
      ├── InvalidTransition    not allowed in the aggregate's current status or stage
      ├── Conflict             clashes with what is already stored
-     │    └── VersionMismatch the caller's expected version is not the current one
+     │    ├── VersionMismatch the caller's expected version is not the current one
+     │    └── AlreadyApplied  this gateway notification already had its effect
      └── ValidationFailed     a value is malformed or out of range
           └── InvalidCursor   a page cursor that names no item of the list
 
@@ -59,6 +60,12 @@ class VersionMismatch(Conflict):
         super().__init__(f"expected version {expected}, but the current version is {actual}")
         self.expected = expected
         self.actual = actual
+
+
+class AlreadyApplied(Conflict):
+    """A gateway notification (webhook id) that was already recorded: no second effect."""
+
+    code = "already_applied"
 
 
 class ValidationFailed(LedgerError):

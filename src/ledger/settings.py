@@ -8,6 +8,8 @@ library's environment, so the library is configured from here and nowhere else.
 
 from __future__ import annotations
 
+import os
+import secrets
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -101,6 +103,30 @@ class Settings(BaseSettings):
     @property
     def fee_rate_bp(self) -> int:
         return percent_to_basis_points(self.platform_fee_percent)
+
+    def local_secret(self, name: str) -> str:
+        """A random key generated once into ``var/<name>`` (mode 0600) and reused by every
+        process on the machine: development keys that need no set-up. Created with
+        O_EXCL, so two processes starting at once keep the first one written."""
+        path = self.var_dir / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    @property
+    def gateway_key(self) -> str:
+        """The key webhooks are signed with: YouCanPay's private key, or for the sandbox
+        when none is configured, a local one."""
+        if self.youcanpay_private_key is not None:
+            return self.youcanpay_private_key.get_secret_value()
+        return self.local_secret("sandbox-gateway-key")
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for the configured database."""

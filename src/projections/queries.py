@@ -225,11 +225,18 @@ def payment_view(row: Row) -> dict[str, Any]:
         "failureReason": row["failure_reason"],
         "refundedAmount": from_centimes(row["refunded_amount"]),
         "refunds": refunds,
-        "checkout": None,
+        "checkout": _checkout(row["checkout"]),
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
         "version": row["version"],
     }
+
+
+def _checkout(stored: str | None) -> dict[str, str] | None:
+    if stored is None:
+        return None
+    checkout = json.loads(stored)
+    return {"tokenId": checkout["token_id"], "paymentUrl": checkout["payment_url"]}
 
 
 def gig_view(row: Row) -> dict[str, Any]:

@@ -407,11 +407,17 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
     assert response.status_code == 201, response.text
     payment = response.json()
     assert payment.keys() == PAYMENT_KEYS
-    has(payment, orderId=order["id"], status="pending", paymentMethod="paypal", version=1)
+    # PaymentCreated and CheckoutOpened: version 2, with the sandbox's hosted form.
+    has(payment, orderId=order["id"], status="pending", paymentMethod="paypal", version=2)
     has(payment, amount=order["totalAmount"], currency="MAD", refundedAmount=0.0, refunds=[])
     has(payment, transactionId=None, failureReason=None)
+    token = f"sbx_{UUID(order['id']).hex}"
+    assert payment["checkout"] == {
+        "tokenId": token,
+        "paymentUrl": f"http://127.0.0.1:8000/sandbox/payment-form/{token}",
+    }
     assert response.headers["Location"] == f"/v1/payments/{payment['id']}"
-    assert response.headers["ETag"] == '"1"'
+    assert response.headers["ETag"] == '"2"'
     assert int(response.headers["X-Ledger-Position"]) == head(api)
     assert_problem(command(api, order, "payments", CLIENT, {"paymentMethod": "paypal"}), 409)
 
@@ -422,7 +428,7 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
         f"/v1/orders/{other['id']}/payment", headers={**api.as_("client-2"), **wait}
     )
     assert read.status_code == 200, read.text
-    assert read.headers["ETag"] == '"2"'
+    assert read.headers["ETag"] == '"3"'
     has(read.json(), id=paid, status="success", transactionId="tx-1")
     assert api.read(f"/v1/payments/{paid}", "client-2", position=position) == read.json()
     assert api.read(f"/v1/payments/{payment['id']}", "client-1", position=position) == payment

@@ -20,6 +20,8 @@ from ledger.money import CURRENCY
 
 PAYMENT_NAMESPACE: Final = UUID("6f1c5c3e-52a4-4c1b-9a57-7d0f0c6f3b10")
 PAYMENT_METHODS: Final = ("credit_card", "paypal", "cashplus", "bank_transfer", "wallet")
+EXPIRED: Final = "expired"
+"""The failure reason of a payment the clock gave up on (the gateway may still be paid)."""
 
 
 def payment_id_for(order_id: UUID) -> UUID:
@@ -57,6 +59,8 @@ class Payment(Aggregate):
         self.failure_reason: str | None = None
         self.refunded = 0
         self.refunds: list[dict[str, Any]] = []
+        self.checkout: dict[str, str] | None = None
+        self.webhook_ids: list[str] = []
 
     @staticmethod
     def create_id(order_id: UUID) -> UUID:
@@ -102,36 +106,94 @@ class Payment(Aggregate):
         if self.status != PaymentStatus.PENDING:
             raise InvalidTransition(f"cannot {doing} a payment that is {self.status}")
 
-    def succeed(self, transaction_id: str, actor: Actor, timestamp: datetime) -> None:
-        """The gateway reports the money taken."""
+    def open_checkout(
+        self, token_id: str, payment_url: str, actor: Actor, timestamp: datetime
+    ) -> None:
+        """Keep the gateway's hosted form for this payment, where the client goes to pay."""
+        check_text(token_id, "tokenId", max_length=255)
+        check_text(payment_url, "paymentUrl", max_length=2_000)
+        self._require_pending("open a checkout for")
+        self._checkout_opened(token_id, payment_url, actor, timestamp)
+
+    @event("CheckoutOpened")
+    def _checkout_opened(
+        self, token_id: str, payment_url: str, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.checkout = {"token_id": token_id, "payment_url": payment_url}
+
+    def has_seen(self, webhook_id: str | None) -> bool:
+        """Whether the gateway's notification ``webhook_id`` already had its effect."""
+        return webhook_id is not None and webhook_id in self.webhook_ids
+
+    def succeed(
+        self,
+        transaction_id: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
+        """The gateway reports the money taken. Also after the clock expired the payment:
+        the client did pay, so the money must be accounted for (and refunded, since the
+        order is gone)."""
         self._require_settler(actor)
         check_text(transaction_id, "transactionId", max_length=255)
-        self._require_pending("record success of")
-        self._succeeded(transaction_id, actor, timestamp)
+        if not (self.status == PaymentStatus.FAILED and self.failure_reason == EXPIRED):
+            self._require_pending("record success of")
+        self._succeeded(transaction_id, actor, timestamp, webhook_id)
 
     @event("PaymentSucceeded")
-    def _succeeded(self, transaction_id: str, actor: Actor, timestamp: datetime) -> None:
+    def _succeeded(
+        self,
+        transaction_id: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
         self.status = PaymentStatus.SUCCESS
         self.transaction_id = transaction_id
+        self.failure_reason = None
+        self._saw(webhook_id)
 
     def fail(
-        self, reason: str, transaction_id: str | None, actor: Actor, timestamp: datetime
+        self,
+        reason: str,
+        transaction_id: str | None,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
     ) -> None:
         """The gateway declined, or the payment expired unpaid."""
         self._require_settler(actor)
         check_text(reason, "reason", max_length=1_000)
         self._require_pending("record failure of")
-        self._failed(reason, transaction_id, actor, timestamp)
+        self._failed(reason, transaction_id, actor, timestamp, webhook_id)
 
     @event("PaymentFailed")
     def _failed(
-        self, reason: str, transaction_id: str | None, actor: Actor, timestamp: datetime
+        self,
+        reason: str,
+        transaction_id: str | None,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
     ) -> None:
         self.status = PaymentStatus.FAILED
         self.failure_reason = reason
         self.transaction_id = transaction_id
+        self._saw(webhook_id)
 
-    def refund(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+    def _saw(self, webhook_id: str | None) -> None:
+        if webhook_id is not None:
+            self.webhook_ids.append(webhook_id)
+
+    def refund(
+        self,
+        amount: int,
+        reason: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
         """Record money going back to the client (never more than was taken)."""
         if self.status != PaymentStatus.SUCCESS:
             raise InvalidTransition(f"cannot refund a payment that is {self.status}")
@@ -140,9 +202,17 @@ class Payment(Aggregate):
                 "a refund must be above 0 and at most what remains of the payment",
                 field="amount",
             )
-        self._refund_recorded(amount, reason, actor, timestamp)
+        self._refund_recorded(amount, reason, actor, timestamp, webhook_id)
 
     @event("RefundRecorded")
-    def _refund_recorded(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+    def _refund_recorded(
+        self,
+        amount: int,
+        reason: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
         self.refunded += amount
         self.refunds.append({"amount": amount, "reason": reason, "at": timestamp})
+        self._saw(webhook_id)

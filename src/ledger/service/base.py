@@ -28,6 +28,7 @@ from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Conflict, NotFound, VersionMismatch
+from ledger.gateway.port import PaymentGateway
 from ledger.store import RECORDER_TOPICS
 
 A = TypeVar("A", bound=Aggregate)
@@ -55,10 +56,16 @@ class LedgerBase(Application[UUID]):
         *,
         clock: Clock = utc_now,
         fee_rate_bp: int = 2_000,
+        gateway: PaymentGateway | None = None,
+        public_url: str = "http://127.0.0.1:8000",
     ) -> None:
         super().__init__(env)
         self.clock = clock
         self.fee_rate_bp = fee_rate_bp
+        self.gateway = gateway
+        """Opens a checkout for each new payment; without one (unit tests) payments are
+        recorded with no checkout."""
+        self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
 
     def construct_env(self, name: str, env: Any = None) -> Environment:

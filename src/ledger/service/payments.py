@@ -9,21 +9,39 @@ from __future__ import annotations
 from uuid import UUID
 
 from ledger import access
-from ledger.actors import Caller
+from ledger.actors import Actor, Caller
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import CancelReason, OrderStatus
-from ledger.errors import Conflict, InvalidTransition, NotFound
+from ledger.errors import (
+    AlreadyApplied,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
+from ledger.gateway.port import Checkout, CheckoutRequest, Transaction
+from ledger.money import CURRENCY
 from ledger.service.base import Done, LedgerBase
 
 LATE_PAYMENT_REFUND = "order_cancelled_before_payment"
+GATEWAY_REFUND = "refunded_at_gateway"
 
 
 class PaymentCommands(LedgerBase):
     """The client starts paying; the gateway (or the clock) settles."""
 
-    def create_payment(self, caller: Caller, order_id: UUID, payment_method: str) -> Done[Payment]:
-        """Open the order's payment for its total.
+    def create_payment(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        payment_method: str,
+        customer_ip: str | None = None,
+    ) -> Done[Payment]:
+        """Open the order's payment for its total, with the gateway's hosted checkout.
+
+        The checkout is asked for before anything is stored: if the gateway fails, there is
+        no payment and the order stays pending, as it was.
 
         Raises:
             NotFound: unknown order, or not the caller's.
@@ -31,53 +49,90 @@ class PaymentCommands(LedgerBase):
             InvalidTransition: the order is not pending.
             Conflict: the order already has a payment.
             ValidationFailed: unknown payment method.
+            GatewayError: the gateway could not open a checkout.
         """
         payment_id = payment_id_for(order_id)
+        checkout = self._open_checkout(caller, order_id, payment_id, customer_ip)
 
         def decide() -> list[Payment]:
             order = self._order(order_id)
-            actor = access.acting_on(caller, order, ("client",))
-            if order.status != OrderStatus.PENDING:
-                raise InvalidTransition(f"cannot pay for an order that is {order.status}")
-            return [
-                Payment.create(
-                    order.id,
-                    order.client_id,
-                    order.freelancer_id,
-                    order.total,
-                    payment_method,
-                    actor,
-                    self.clock(),
-                )
-            ]
+            actor = self._payer(caller, order)
+            now = self.clock()
+            payment = Payment.create(
+                order.id,
+                order.client_id,
+                order.freelancer_id,
+                order.total,
+                payment_method,
+                actor,
+                now,
+            )
+            if checkout is not None:
+                payment.open_checkout(checkout.token_id, checkout.payment_url, actor, now)
+            return [payment]
 
         return self._run(decide, creates=payment_id, taken="this order already has a payment")
 
+    @staticmethod
+    def _payer(caller: Caller, order: Order) -> Actor:
+        """Raises: NotFound, Forbidden (not the client), InvalidTransition (not pending)."""
+        actor = access.acting_on(caller, order, ("client",))
+        if order.status != OrderStatus.PENDING:
+            raise InvalidTransition(f"cannot pay for an order that is {order.status}")
+        return actor
+
+    def _open_checkout(
+        self, caller: Caller, order_id: UUID, payment_id: UUID, customer_ip: str | None
+    ) -> Checkout | None:
+        if self.gateway is None:
+            return None
+        order = self._order(order_id)
+        self._payer(caller, order)  # no checkout for someone who may not pay
+        if payment_id in self.repository:
+            raise Conflict("this order already has a payment")
+        return self.gateway.tokenize(
+            CheckoutRequest(
+                order_id=str(order_id),
+                amount=order.total,
+                currency=CURRENCY,
+                success_url=f"{self.public_url}/checkout/{payment_id}/success",
+                error_url=f"{self.public_url}/checkout/{payment_id}/error",
+                customer_ip=customer_ip,
+                metadata={"payment_id": str(payment_id)},
+            )
+        )
+
     def confirm_payment(
-        self, caller: Caller, payment_id: UUID, transaction_id: str, amount: int, currency: str
+        self,
+        caller: Caller,
+        payment_id: UUID,
+        transaction_id: str,
+        amount: int,
+        currency: str,
+        webhook_id: str | None = None,
     ) -> Done[Payment]:
         """The gateway took the money: payment ``success`` and the order ``processing``.
 
-        If the order was cancelled while the client was paying, the money is taken and at
-        once refunded in the same save, so escrow never keeps money for a dead order.
+        If the order was cancelled while the client was paying (or the payment expired),
+        the money is taken and at once refunded in the same save, so escrow never keeps
+        money for a dead order.
 
         Raises:
             NotFound: unknown payment. Forbidden: the caller is not the gateway.
             Conflict: amount or currency differ from the payment's.
+            AlreadyApplied: this webhook was recorded before.
             InvalidTransition: the payment is already settled.
         """
 
         def decide() -> list[Payment | Order]:
-            payment = self._payment(payment_id)
-            order = self._order(payment.order_id)
-            actor = access.acting_on(caller, order, ("gateway",))
+            payment, order, actor = self._settling(caller, payment_id, webhook_id)
             if (amount, currency) != (payment.amount, payment.currency):
                 raise Conflict(
                     f"the gateway reports {amount} {currency} centimes, but the payment is "
                     f"{payment.amount} {payment.currency}"
                 )
             now = self.clock()
-            payment.succeed(transaction_id, actor, now)
+            payment.succeed(transaction_id, actor, now, webhook_id)
             if order.status == OrderStatus.PENDING:
                 order.confirm_payment(payment.id, payment.amount, actor, now)
                 return [payment, order]
@@ -87,21 +142,25 @@ class PaymentCommands(LedgerBase):
         return self._run(decide)
 
     def fail_payment(
-        self, caller: Caller, payment_id: UUID, reason: str, transaction_id: str | None = None
+        self,
+        caller: Caller,
+        payment_id: UUID,
+        reason: str,
+        transaction_id: str | None = None,
+        webhook_id: str | None = None,
     ) -> Done[Payment]:
         """The gateway declined (or the clock expired it): payment ``failed``, and a still
         pending order cancelled with reason ``payment_failed``.
 
         Raises:
-            NotFound, Forbidden (not the gateway or clock), InvalidTransition (settled).
+            NotFound, Forbidden (not the gateway or clock), AlreadyApplied,
+            InvalidTransition (settled).
         """
 
         def decide() -> list[Payment | Order]:
-            payment = self._payment(payment_id)
-            order = self._order(payment.order_id)
-            actor = access.acting_on(caller, order, Payment.SETTLERS)
+            payment, order, actor = self._settling(caller, payment_id, webhook_id)
             now = self.clock()
-            payment.fail(reason, transaction_id, actor, now)
+            payment.fail(reason, transaction_id, actor, now, webhook_id)
             if order.status != OrderStatus.PENDING:
                 return [payment]
             order.cancel(CancelReason.PAYMENT_FAILED, reason, actor, now)
@@ -109,11 +168,83 @@ class PaymentCommands(LedgerBase):
 
         return self._run(decide)
 
+    def record_gateway_refund(
+        self, caller: Caller, payment_id: UUID, amount: int, webhook_id: str | None = None
+    ) -> Done[Payment]:
+        """The gateway reports money returned to the client that the ledger has not yet
+        recorded (a refund made at the gateway). At most what remains of the payment.
+
+        Raises:
+            NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
+            (not a successful payment), ValidationFailed (more than remains).
+        """
+
+        def decide() -> list[Payment]:
+            payment, _, actor = self._settling(caller, payment_id, webhook_id)
+            payment.refund(amount, GATEWAY_REFUND, actor, self.clock(), webhook_id)
+            return [payment]
+
+        return self._run(decide)
+
+    def apply_gateway_event(
+        self,
+        webhook_id: str,
+        event_name: str,
+        transaction: Transaction,
+        request_id: str | None = None,
+    ) -> Done[Payment]:
+        """Record what a gateway notification says about the payment of
+        ``transaction.order_id``: ``transaction.paid``, ``.failed`` or ``.refunded``.
+
+        Raises:
+            NotFound: no payment for that order.
+            Conflict: amount or currency differ from the payment's.
+            AlreadyApplied: this notification was recorded before.
+            InvalidTransition: it arrives out of order (a failure after the payment
+                succeeded, a second success): nothing is recorded.
+            ValidationFailed: an unknown event name, or a refund beyond what remains.
+        """
+        gateway = Caller.system("gateway", request_id)
+        try:
+            payment_id = payment_id_for(UUID(transaction.order_id))
+        except ValueError:
+            raise NotFound(f"no payment for order {transaction.order_id!r}") from None
+        if event_name == "transaction.paid":
+            return self.confirm_payment(
+                gateway,
+                payment_id,
+                transaction.id,
+                transaction.amount,
+                transaction.currency,
+                webhook_id,
+            )
+        if event_name == "transaction.failed":
+            reason = transaction.reason or "declined"
+            return self.fail_payment(gateway, payment_id, reason, transaction.id, webhook_id)
+        if event_name == "transaction.refunded":
+            return self.record_gateway_refund(gateway, payment_id, transaction.amount, webhook_id)
+        raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
+
+    def _settling(
+        self, caller: Caller, payment_id: UUID, webhook_id: str | None
+    ) -> tuple[Payment, Order, Actor]:
+        payment = self._payment(payment_id)
+        order = self._order(payment.order_id)
+        actor = access.acting_on(caller, order, Payment.SETTLERS)
+        if payment.has_seen(webhook_id):
+            raise AlreadyApplied(f"webhook {webhook_id} was already recorded")
+        return payment, order, actor
+
     def get_payment(self, caller: Caller, payment_id: UUID) -> Payment:
         """Raises: NotFound (unknown, or not the caller's)."""
         payment = self._payment(payment_id)
         access.require_visible(caller, self._order(payment.order_id))
         return payment
+
+    def get_payment_for_checkout(self, payment_id: UUID) -> Payment:
+        """The payment a hosted checkout is for. No caller: the checkout's token is the
+        credential, as on the gateway's own form. Raises: NotFound."""
+        return self._payment(payment_id)
 
     def get_order_payment(self, caller: Caller, order_id: UUID) -> Payment:
         """Raises: NotFound (unknown order, not the caller's, or no payment yet)."""

@@ -17,13 +17,14 @@ from projections.states import Evolver, StateCodec
 UPSERT_PAYMENT = """
 INSERT INTO payments (id, position, order_id, client_id, freelancer_id, status, amount,
     currency, payment_method, transaction_id, failure_reason, refunded_amount, refunds,
-    created_at, updated_at, version, state)
+    checkout, created_at, updated_at, version, state)
 VALUES (:id, :position, :order_id, :client_id, :freelancer_id, :status, :amount, :currency,
     :payment_method, :transaction_id, :failure_reason, :refunded_amount, :refunds,
-    :created_at, :updated_at, :version, :state)
+    :checkout, :created_at, :updated_at, :version, :state)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
     transaction_id = excluded.transaction_id, failure_reason = excluded.failure_reason,
     refunded_amount = excluded.refunded_amount, refunds = excluded.refunds,
+    checkout = excluded.checkout,
     updated_at = excluded.updated_at, version = excluded.version, state = excluded.state
 """
 
@@ -48,7 +49,8 @@ class PaymentRecords(Projection):
                 client_id TEXT NOT NULL, freelancer_id TEXT NOT NULL, status TEXT NOT NULL,
                 amount BIGINT NOT NULL, currency TEXT NOT NULL, payment_method TEXT NOT NULL,
                 transaction_id TEXT, failure_reason TEXT, refunded_amount BIGINT NOT NULL,
-                refunds TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                refunds TEXT NOT NULL, checkout TEXT, created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
                 version INTEGER NOT NULL, state TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS payments_by_position ON payments (position)",
             "CREATE INDEX IF NOT EXISTS payments_by_status ON payments (status, position)",
@@ -87,6 +89,7 @@ def payment_row(payment: Payment, position: int = 0) -> dict[str, Any]:
         "failure_reason": payment.failure_reason,
         "refunded_amount": payment.refunded,
         "refunds": json.dumps([_refund(refund) for refund in payment.refunds]),
+        "checkout": None if payment.checkout is None else json.dumps(payment.checkout),
         "created_at": iso(payment.created_on),
         "updated_at": iso(payment.modified_on),
         "version": payment.version,

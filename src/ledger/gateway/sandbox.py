@@ -1,0 +1,116 @@
+"""The sandbox gateway, the embedded default: YouCanPay's flow, served by this service.
+
+``tokenize`` opens a checkout whose form this service serves itself
+(``/sandbox/payment-form/{token}``); ``charge`` is what that form does with a card: it
+decides by YouCanPay's test cards and returns the webhook YouCanPay would send, signed
+the way YouCanPay signs it, for the service to deliver to its own webhook endpoint.
+
+Test cards: ``4242424242424242`` is paid, ``4000000000000002`` is declined; any other
+number is refused outright, as YouCanPay refuses cards it does not know, and no webhook
+is sent. Tokens name the order (``sbx_<order id hex>``), so the form needs no state of
+its own and survives restarts; transactions are remembered by this process only, for
+``lookup``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Final
+from uuid import UUID, uuid4
+
+from ledger.errors import ValidationFailed
+from ledger.gateway.port import Checkout, CheckoutRequest, GatewayRefused, Transaction
+from ledger.gateway.signing import signature_of, signs
+
+PAID_CARD: Final = "4242424242424242"
+DECLINED_CARD: Final = "4000000000000002"
+TOKEN_PREFIX: Final = "sbx_"
+
+
+@dataclass(frozen=True)
+class SignedWebhook:
+    """A webhook as it travels: the raw body and its ``X-Youcanpay-Signature``."""
+
+    body: bytes
+    signature: str
+    paid: bool
+
+
+def order_of_token(token_id: str) -> UUID:
+    """The order a sandbox token was opened for.
+
+    Raises: ValidationFailed, for anything that is not a sandbox token.
+    """
+    try:
+        if not token_id.startswith(TOKEN_PREFIX):
+            raise ValueError(token_id)
+        return UUID(hex=token_id.removeprefix(TOKEN_PREFIX))
+    except ValueError:
+        raise ValidationFailed("not a sandbox checkout token", field="tokenId") from None
+
+
+class Sandbox:
+    name = "sandbox"
+
+    def __init__(self, private_key: str, public_url: str) -> None:
+        self._key = private_key
+        self._public_url = public_url.rstrip("/")
+        self._transactions: dict[str, Transaction] = {}
+        self._lock = threading.Lock()
+
+    def tokenize(self, request: CheckoutRequest) -> Checkout:
+        token = f"{TOKEN_PREFIX}{UUID(request.order_id).hex}"
+        return Checkout(token, f"{self._public_url}/sandbox/payment-form/{token}")
+
+    def lookup(self, transaction_id: str) -> Transaction:
+        with self._lock:
+            found = self._transactions.get(transaction_id)
+        if found is None:
+            raise GatewayRefused(f"the sandbox knows no transaction {transaction_id}")
+        return found
+
+    def verify(self, body: bytes, signature: str | None) -> bool:
+        return signs(self._key, body, signature)
+
+    def charge(self, order_id: UUID, amount: int, currency: str, card_number: str) -> SignedWebhook:
+        """Charge a test card for an order; the webhook YouCanPay would send about it.
+
+        Raises: ValidationFailed (field ``cardNumber``), for a card that is not a test card.
+        """
+        if card_number not in (PAID_CARD, DECLINED_CARD):
+            raise ValidationFailed("the sandbox accepts only its test cards", field="cardNumber")
+        paid = card_number == PAID_CARD
+        transaction = Transaction(
+            id=f"sbx_tx_{uuid4().hex}",
+            status="paid" if paid else "failed",
+            order_id=str(order_id),
+            amount=amount,
+            currency=currency,
+            reason=None if paid else "card_declined",
+        )
+        with self._lock:
+            self._transactions[transaction.id] = transaction
+        body = json.dumps(_envelope(transaction), separators=(",", ":")).encode()
+        return SignedWebhook(body, signature_of(self._key, body), paid)
+
+
+def _envelope(transaction: Transaction) -> dict[str, object]:
+    """YouCanPay's webhook envelope (API.md, "Payments")."""
+    return {
+        "id": f"sbx_evt_{uuid4().hex}",
+        "event_name": f"transaction.{transaction.status}",
+        "sandbox": True,
+        "payload": {
+            "transaction": {
+                "id": transaction.id,
+                "status": transaction.status,
+                "order_id": transaction.order_id,
+                "amount": transaction.amount,
+                "currency": transaction.currency,
+                "reason": transaction.reason,
+            },
+            "metadata": {},
+        },
+    }
