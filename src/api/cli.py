@@ -28,9 +28,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.timers import build_ticker
 from ledger.actors import USER_ROLES
 from ledger.bootstrap import build_ledger
+from ledger.clock import utc_now
 from ledger.settings import Settings, SettingsError, load_settings
+from projections.queries import ReadModels
 from projections.registry import build_runner
 from projections.runner import ProjectionRunner
 
@@ -103,9 +106,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     with build_ledger(settings) as ledger:
         runner = build_runner(ledger)
+        ticker = build_ticker(ledger, ReadModels(runner.db), settings, utc_now)
         runner.start()
-        console.print(f"worker running: {', '.join(runner.projections)}")
+        ticker.start()
+        console.print(f"worker running: {', '.join(runner.projections)}, payment expiry")
         stopping.wait()
+        ticker.stop()
         runner.stop()
     console.print("worker stopped")
     return 0

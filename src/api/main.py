@@ -2,8 +2,8 @@
 
 The store is opened in the lifespan, so a process that cannot reach its database fails at
 start-up with a clear message instead of answering requests it cannot serve. By default the
-projections run in the same process (``ledger serve`` alone is a complete service); with
-``run_projections=False`` they are left to ``ledger worker``.
+projections and timers run in the same process (``ledger serve`` alone is a complete
+service); with ``run_projections=False`` they are left to ``ledger worker``.
 
 Middleware, outermost first: request id → metrics → body limit → idempotency → FastAPI.
 The body limit sits outside idempotency, which reads whole bodies.
@@ -23,6 +23,7 @@ from api.metrics import MeasureRequests, Metrics
 from api.middleware import InputLimits, RequestId
 from api.replay import Idempotency
 from api.routes import gigs, operations, order_commands, orders, payments, sandbox, webhooks
+from api.timers import build_ticker
 from ledger.bootstrap import build_ledger
 from ledger.clock import Clock, utc_now
 from ledger.settings import Settings, load_settings
@@ -43,15 +44,19 @@ def create_app(
         idempotency = IdempotencyStore(runner.db, clock)
         idempotency.setup()
         idempotency.purge()
+        models = ReadModels(runner.db)
+        ticker = build_ticker(ledger, models, settings, clock)
         if run_projections:
             runner.start()
+            ticker.start()
         app.state.ledger, app.state.runner = ledger, runner
-        app.state.read_models = ReadModels(runner.db)
+        app.state.read_models = models
         app.state.idempotency = idempotency
         app.state.metrics = Metrics(runner.status)
         try:
             yield
         finally:
+            ticker.stop()
             runner.stop()
             ledger.close()
 

@@ -104,6 +104,16 @@ class ReadModels:
         }
         return self._page("payments", filters, limit, starting_after, payment_view)
 
+    def pending_payment_ids(self, created_before: str, limit: int = 500) -> list[str]:
+        """Payments the read model still shows pending, created before an ISO time, oldest
+        first: candidates for expiry (the write side re-checks each one)."""
+        rows = self.db.read(
+            "SELECT id FROM payments WHERE status = 'pending' AND created_at < :before"
+            " ORDER BY position LIMIT :limit",
+            {"before": created_before, "limit": limit},
+        )
+        return [row["id"] for row in rows]
+
     # -- gigs -------------------------------------------------------------------------------
 
     def gig(self, gig_id: str) -> dict[str, Any] | None:

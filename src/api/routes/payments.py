@@ -33,6 +33,15 @@ def create_payment(
     return payment_answer(response, done.aggregate, done.position)
 
 
+@router.post("/payments/{payment_id}/sync", response_model=schemas.Payment)
+def sync_payment(
+    payment_id: str, caller: CallerDep, ledger: LedgerDep, response: Response
+) -> dict[str, Any]:
+    """Support asks the gateway again and records what it says (as a webhook would)."""
+    payment = ledger.sync_payment(caller, parse_id(payment_id, "payment"))
+    return payment_answer(response, payment)
+
+
 @router.get("/orders/{order_id}/payment", response_model=schemas.Payment, dependencies=[FreshOrder])
 def order_payment(
     order_id: str, caller: CallerDep, models: ReadModelsDep, response: Response

@@ -60,6 +60,7 @@ class Payment(Aggregate):
         self.refunded = 0
         self.refunds: list[dict[str, Any]] = []
         self.checkout: dict[str, str] | None = None
+        self.gateway_transaction: str | None = None
         self.webhook_ids: list[str] = []
 
     @staticmethod
@@ -107,19 +108,33 @@ class Payment(Aggregate):
             raise InvalidTransition(f"cannot {doing} a payment that is {self.status}")
 
     def open_checkout(
-        self, token_id: str, payment_url: str, actor: Actor, timestamp: datetime
+        self,
+        token_id: str,
+        payment_url: str,
+        gateway_transaction: str | None,
+        actor: Actor,
+        timestamp: datetime,
     ) -> None:
-        """Keep the gateway's hosted form for this payment, where the client goes to pay."""
+        """Keep the gateway's hosted form for this payment, where the client goes to pay,
+        and the gateway's transaction id when it gave one."""
         check_text(token_id, "tokenId", max_length=255)
         check_text(payment_url, "paymentUrl", max_length=2_000)
+        if gateway_transaction is not None:
+            check_text(gateway_transaction, "transactionId", max_length=255)
         self._require_pending("open a checkout for")
-        self._checkout_opened(token_id, payment_url, actor, timestamp)
+        self._checkout_opened(token_id, payment_url, gateway_transaction, actor, timestamp)
 
     @event("CheckoutOpened")
     def _checkout_opened(
-        self, token_id: str, payment_url: str, actor: Actor, timestamp: datetime
+        self,
+        token_id: str,
+        payment_url: str,
+        gateway_transaction: str | None,
+        actor: Actor,
+        timestamp: datetime,
     ) -> None:
         self.checkout = {"token_id": token_id, "payment_url": payment_url}
+        self.gateway_transaction = gateway_transaction
 
     def has_seen(self, webhook_id: str | None) -> bool:
         """Whether the gateway's notification ``webhook_id`` already had its effect."""

@@ -47,10 +47,12 @@ class CheckoutRequest:
 @dataclass(frozen=True)
 class Checkout:
     """A hosted payment form: ``token_id`` names it, ``payment_url`` is where the client
-    goes to pay (absolute)."""
+    goes to pay (absolute); ``transaction_id``, when the gateway names the transaction at
+    once, lets support look it up before any webhook came."""
 
     token_id: str
     payment_url: str
+    transaction_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,12 @@ class YouCanPay:
             raise GatewayError(_unreachable("tokenize", error)) from None
         body = self._answer("tokenize", response)
         token_id = _token_id(body)
-        return Checkout(token_id, f"{self._form}{quote(token_id, safe='')}")
+        transaction = body.get("transaction_id")  # the docs' shape names the transaction
+        return Checkout(
+            token_id,
+            f"{self._form}{quote(token_id, safe='')}",
+            transaction if isinstance(transaction, str) and transaction.strip() else None,
+        )
 
     def lookup(self, transaction_id: str) -> Transaction:
         """The transaction as YouCanPay reports it now.

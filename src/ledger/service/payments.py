@@ -6,13 +6,14 @@ Settling a payment and moving its order happen in one save, so the order is neve
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 from ledger import access
 from ledger.actors import Actor, Caller
 from ledger.domain.order import Order
-from ledger.domain.payment import Payment, payment_id_for
-from ledger.domain.values import CancelReason, OrderStatus
+from ledger.domain.payment import EXPIRED, Payment, payment_id_for
+from ledger.domain.values import CancelReason, OrderStatus, PaymentStatus
 from ledger.errors import (
     AlreadyApplied,
     Conflict,
@@ -26,6 +27,10 @@ from ledger.service.base import Done, LedgerBase
 
 LATE_PAYMENT_REFUND = "order_cancelled_before_payment"
 GATEWAY_REFUND = "refunded_at_gateway"
+
+
+class _NothingToDo(Exception):
+    """A timer found nothing due on this aggregate (not an error for anyone)."""
 
 
 class PaymentCommands(LedgerBase):
@@ -68,7 +73,13 @@ class PaymentCommands(LedgerBase):
                 now,
             )
             if checkout is not None:
-                payment.open_checkout(checkout.token_id, checkout.payment_url, actor, now)
+                payment.open_checkout(
+                    checkout.token_id,
+                    checkout.payment_url,
+                    checkout.transaction_id,
+                    actor,
+                    now,
+                )
             return [payment]
 
         return self._run(decide, creates=payment_id, taken="this order already has a payment")
@@ -224,6 +235,58 @@ class PaymentCommands(LedgerBase):
         if event_name == "transaction.refunded":
             return self.record_gateway_refund(gateway, payment_id, transaction.amount, webhook_id)
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
+
+    def expire_payment(self, payment_id: UUID, after: timedelta) -> Done[Payment] | None:
+        """The clock fails a payment still pending ``after`` its creation (reason
+        ``expired``) and cancels its order. ``None`` when it is settled or not yet due.
+
+        Raises: NotFound.
+        """
+        clock = Caller.system("clock")
+
+        def decide() -> list[Payment | Order]:
+            payment, order, actor = self._settling(clock, payment_id, None)
+            now = self.clock()
+            if payment.status != PaymentStatus.PENDING or payment.created_on + after > now:
+                raise _NothingToDo
+            payment.fail(EXPIRED, None, actor, now)
+            if order.status != OrderStatus.PENDING:
+                return [payment]
+            order.cancel(CancelReason.PAYMENT_FAILED, EXPIRED, actor, now)
+            return [payment, order]
+
+        try:
+            return self._run(decide)
+        except _NothingToDo:
+            return None
+
+    def sync_payment(self, caller: Caller, payment_id: UUID) -> Payment:
+        """Support asks the gateway again and records what it says, as a webhook would
+        (once: the notification id is the transaction's id and state).
+
+        Raises:
+            NotFound, Forbidden (not support or admin),
+            InvalidTransition (no transaction yet: the client has not paid at the gateway),
+            GatewayError, Conflict (the gateway's amount differs).
+        """
+        payment = self._payment(payment_id)
+        access.acting_on(caller, self._order(payment.order_id), ("support", "admin"))
+        transaction_id = payment.transaction_id or payment.gateway_transaction
+        if transaction_id is None or self.gateway is None:
+            raise InvalidTransition("the gateway has named no transaction for this payment yet")
+        found = self.gateway.lookup(transaction_id)
+        if found.status == "pending":
+            return payment
+        try:
+            done = self.apply_gateway_event(
+                f"sync:{found.id}:{found.status}",
+                f"transaction.{found.status}",
+                found,
+                caller.request_id,
+            )
+        except (AlreadyApplied, InvalidTransition):
+            return self._payment(payment_id)  # nothing new to record
+        return done.aggregate
 
     def _settling(
         self, caller: Caller, payment_id: UUID, webhook_id: str | None

@@ -1,0 +1,75 @@
+"""Payment expiry (a timer driven by the fake clock) and support's gateway sync."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from api.timers import PaymentExpiry
+from tests.api.conftest import Api
+from tests.conftest import FakeClock
+
+
+def pay_pending(api: Api) -> tuple[dict, dict]:
+    order = api.order(api.gig())
+    created = api.client.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"paymentMethod": "credit_card"},
+        headers=api.as_("client-1"),
+    )
+    assert created.status_code == 201, created.text
+    return order, created.json()
+
+
+def expiry(api: Api, clock: FakeClock) -> PaymentExpiry:
+    state = api.app.state
+    return PaymentExpiry(state.ledger, state.read_models, timedelta(minutes=30), clock)
+
+
+def test_a_payment_pending_past_its_expiry_fails_and_cancels_its_order(
+    api: Api, clock: FakeClock
+) -> None:
+    order, payment = pay_pending(api)
+    head = api.app.state.ledger.recorder.max_notification_id()
+    assert api.app.state.runner.wait_for(head, 5)
+    expire = expiry(api, clock)
+    clock.advance(minutes=29, seconds=59)
+    assert expire() == 0
+    clock.advance(seconds=2)
+    assert expire() == 1
+    head = api.app.state.ledger.recorder.max_notification_id()
+    seen = api.read(f"/v1/payments/{payment['id']}", "client-1", position=head)
+    assert (seen["status"], seen["failureReason"]) == ("failed", "expired")
+    cancelled = api.read(f"/v1/orders/{order['id']}", "client-1", position=head)
+    assert (cancelled["status"], cancelled["stage"]) == ("cancelled", "closed")
+    assert expire() == 0, "an expired payment is not expired twice"
+    assert api.app.state.ledger.recorder.max_notification_id() == head
+
+
+def test_a_paid_payment_never_expires(api: Api, clock: FakeClock) -> None:
+    order = api.paid_order(api.gig())
+    head = api.app.state.ledger.recorder.max_notification_id()
+    clock.advance(days=2)
+    assert expiry(api, clock)() == 0
+    assert api.app.state.ledger.recorder.max_notification_id() == head
+    assert api.read(f"/v1/orders/{order['id']}", "client-1")["status"] == "processing"
+
+
+def test_support_syncs_a_payment_with_the_gateway(api: Api) -> None:
+    order, payment = pay_pending(api)
+    sync = f"/v1/payments/{payment['id']}/sync"
+    nothing_yet = api.client.post(sync, headers=api.as_("support-1", "support"))
+    assert (nothing_yet.status_code, nothing_yet.json()["code"]) == (409, "invalid_transition")
+    token = payment["checkout"]["tokenId"]
+    card = {"cardNumber": "4242424242424242", "expiry": "12/30", "cvv": "123",
+            "cardHolderName": "A Client"}  # fmt: skip
+    paid = api.client.post(f"/sandbox/payment-form/{token}", json=card)
+    assert paid.json()["status"] == "paid", paid.text
+    head = api.app.state.ledger.recorder.max_notification_id()
+    synced = api.client.post(sync, headers=api.as_("support-1", "support"))
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["status"] == "success"
+    assert api.app.state.ledger.recorder.max_notification_id() == head, "nothing new to record"
+    assert api.client.post(sync, headers=api.as_("client-1")).status_code == 403
+    assert api.client.post(sync, headers=api.as_("someone-else")).status_code == 404
+    assert api.client.post(sync, headers=api.as_("auditor-1", "auditor")).status_code == 403
+    assert order["id"] == synced.json()["orderId"]
