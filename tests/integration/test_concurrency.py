@@ -103,7 +103,8 @@ def test_two_payments_for_one_order_race_one_wins(stored_app: LedgerApp, writers
             race(*(partial(w.create_payment, CLIENT, order_id, "credit_card") for w in writers)),
             Conflict,
         )
-        assert event_names(stored_app, payment_id_for(order_id)) == ["PaymentCreated"]
+        names = event_names(stored_app, payment_id_for(order_id))
+        assert names == ["PaymentCreated", "CheckoutOpened"]
     created = [
         n.originator_id
         for n in stored_app.recorder.select_notifications(start=1, limit=10_000)

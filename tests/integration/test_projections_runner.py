@@ -159,10 +159,10 @@ def test_read_models_reflect_commands(
     assert (payment["status"], payment["transactionId"], payment["amount"]) == (
         "success", "tx-1", Decimal("100.00"))  # fmt: skip
     assert (payment["refundedAmount"], payment["refunds"], payment["version"]) == (
-        Decimal("0.00"), [], 2)  # fmt: skip
+        Decimal("0.00"), [], 3)  # fmt: skip (created, checkout opened, succeeded)
     assert models.payment_of_order(str(other)) is None
     cancelled = models.payment_of_order(str(refunded))
-    assert cancelled is not None and cancelled["version"] == 3
+    assert cancelled is not None and cancelled["version"] == 4
     assert cancelled["refundedAmount"] == Decimal("100.00")
     refund = {"amount": Decimal("100.00"), "currency": "MAD", "reason": "policy_violation"}
     assert cancelled["refunds"] == [{**refund, "at": iso(refund_at)}]
