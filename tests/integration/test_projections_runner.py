@@ -158,8 +158,9 @@ def test_read_models_reflect_commands(
     assert payment == models.payment_of_order(str(oid))
     assert (payment["status"], payment["transactionId"], payment["amount"]) == (
         "success", "tx-1", Decimal("100.00"))  # fmt: skip
+    # Version 3: created, checkout opened, succeeded.
     assert (payment["refundedAmount"], payment["refunds"], payment["version"]) == (
-        Decimal("0.00"), [], 3)  # fmt: skip (created, checkout opened, succeeded)
+        Decimal("0.00"), [], 3)  # fmt: skip
     assert models.payment_of_order(str(other)) is None
     cancelled = models.payment_of_order(str(refunded))
     assert cancelled is not None and cancelled["version"] == 4
