@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
@@ -71,11 +72,13 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.detail = status, detail
         self.code = code or CODE_OF_STATUS.get(status, "error")
         self.headers = dict(headers or {})
+        self.errors = errors
 
 
 def problem(
@@ -113,9 +116,23 @@ def _validation_problem(error: RequestValidationError) -> JSONResponse:
     issues = list(error.errors())
     if any(issue.get("type") == "json_invalid" for issue in issues):
         return problem(400, "the request body is not valid JSON", code="malformed_json")
-    errors = [{"field": _field(issue["loc"]), "message": issue["msg"]} for issue in issues]
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-    return problem(422, detail, errors=errors)
+    errors = field_errors(issues)
+    return problem(422, summary(errors), errors=errors)
+
+
+def field_errors(issues: Sequence[Any]) -> list[dict[str, str]]:
+    """pydantic's error list as API.md's ``errors: [{"field", "message"}]``."""
+    return [{"field": _field(issue["loc"]), "message": issue["msg"]} for issue in issues]
+
+
+def summary(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+
+
+def invalid(error: ValidationError, what: str) -> ApiError:
+    """A 422 for input read with a pydantic model outside FastAPI's own parsing."""
+    errors = field_errors(error.errors())
+    return ApiError(422, f"{what}: {summary(errors)}", errors=errors)
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -135,7 +152,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
-        return problem(error.status, error.detail, code=error.code, headers=error.headers)
+        errors = error.errors
+        if errors is None and error.status == 422:
+            errors = [{"field": "", "message": error.detail}]
+        return problem(
+            error.status, error.detail, code=error.code, headers=error.headers, errors=errors
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

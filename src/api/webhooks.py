@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from api.problems import ApiError
+from api.problems import ApiError, invalid
 from ledger.errors import AlreadyApplied, InvalidTransition, ValidationFailed
 from ledger.gateway.port import Transaction, TransactionStatus
 from ledger.service import LedgerApp
@@ -81,7 +81,7 @@ def receive(
     try:
         webhook = YouCanPayWebhook.model_validate_json(body)
     except ValidationError as error:
-        raise ApiError(422, f"not a YouCanPay webhook: {error.error_count()} problem(s)") from None
+        raise invalid(error, "not a YouCanPay webhook") from None
     if webhook.event_name not in HANDLED:
         log.info("webhook %s: event %s is not handled; ignored", webhook.id, webhook.event_name)
         return "ignored", None

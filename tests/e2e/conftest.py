@@ -18,13 +18,14 @@ READY = re.compile(r"Uvicorn running on (http://\S+)")
 class Server:
     """``ledger serve --port 0`` in a subprocess; ``url`` once it accepts connections.
 
-    Readiness is read from the server's own log line, never guessed with sleeps.
+    Readiness is read from the server's own log line, never guessed with sleeps. A fixed
+    ``port`` is for tests that must know the URL before it starts (``LEDGER_PUBLIC_URL``).
     """
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, port: int = 0) -> None:
         self.env = env
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=cwd,
             stderr=subprocess.PIPE,
@@ -69,10 +70,10 @@ class Server:
 def serve(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
     servers: list[Server] = []
 
-    def start(**variables: str) -> Server:
+    def start(port: int = 0, **variables: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LEDGER_", "YOUCANPAY_"))}
         env.update(variables)
-        server = Server(env, tmp_path)
+        server = Server(env, tmp_path, port)
         servers.append(server)
         return server
 

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from api.problems import ApiError
+from api.problems import ApiError, invalid
 from api.webhooks import receive
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import PaymentStatus
@@ -91,14 +91,12 @@ async def pay(token_id: str, request: Request) -> Response:
 def _card(body: bytes, wants_json: bool) -> Card:
     try:
         fields: Any = json.loads(body) if wants_json else dict(parse_qsl(body.decode()))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the card details are not readable", code="malformed_json") from None
+    try:
         return Card.model_validate(fields)
-    except (ValueError, UnicodeDecodeError, ValidationError) as error:
-        detail = "the card details are not valid"
-        if isinstance(error, ValidationError):
-            detail += ": " + "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-            )
-        raise ApiError(422, detail) from None
+    except ValidationError as error:
+        raise invalid(error, "the card details are not valid") from None
 
 
 def _charge(
@@ -109,7 +107,7 @@ def _charge(
     if payment.status != PaymentStatus.PENDING:
         raise ApiError(409, f"this payment is already {payment.status}", code="invalid_transition")
     if card.expired(ledger.clock()):
-        raise ApiError(422, "the card has expired")
+        raise ValidationFailed("the card has expired", field="expiry")
     webhook = sandbox.charge(payment.order_id, payment.amount, payment.currency, card.card_number)
     receive(ledger, webhook.body, webhook.signature, request_id)
     return webhook.paid, str(payment.id)

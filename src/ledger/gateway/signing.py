@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def signature_of(key: str, body: bytes) -> str:
@@ -13,7 +16,8 @@ def signature_of(key: str, body: bytes) -> str:
 
 
 def signs(key: str, body: bytes, signature: str | None) -> bool:
-    """Constant-time check that ``signature`` (hex, any case) signs ``body``."""
-    if not signature:
+    """Constant-time check that ``signature`` (hex, any case) signs ``body``. Anything
+    that is not 64 hex digits is refused first (``compare_digest`` takes ASCII only)."""
+    if signature is None or not _HEX_SHA256.fullmatch(signature.strip()):
         return False
     return hmac.compare_digest(signature_of(key, body), signature.strip().lower())

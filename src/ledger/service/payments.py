@@ -180,18 +180,26 @@ class PaymentCommands(LedgerBase):
         return self._run(decide)
 
     def record_gateway_refund(
-        self, caller: Caller, payment_id: UUID, amount: int, webhook_id: str | None = None
+        self,
+        caller: Caller,
+        payment_id: UUID,
+        amount: int,
+        currency: str,
+        webhook_id: str | None = None,
     ) -> Done[Payment]:
         """The gateway reports money returned to the client that the ledger has not yet
         recorded (a refund made at the gateway). At most what remains of the payment.
 
         Raises:
             NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
-            (not a successful payment), ValidationFailed (more than remains).
+            (not a successful payment), Conflict (another currency), ValidationFailed
+            (more than remains).
         """
 
         def decide() -> list[Payment]:
             payment, _, actor = self._settling(caller, payment_id, webhook_id)
+            if currency != payment.currency:
+                raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
             payment.refund(amount, GATEWAY_REFUND, actor, self.clock(), webhook_id)
             return [payment]
 
@@ -233,7 +241,9 @@ class PaymentCommands(LedgerBase):
             reason = transaction.reason or "declined"
             return self.fail_payment(gateway, payment_id, reason, transaction.id, webhook_id)
         if event_name == "transaction.refunded":
-            return self.record_gateway_refund(gateway, payment_id, transaction.amount, webhook_id)
+            return self.record_gateway_refund(
+                gateway, payment_id, transaction.amount, transaction.currency, webhook_id
+            )
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
 
     def expire_payment(self, payment_id: UUID, after: timedelta) -> Done[Payment] | None:
