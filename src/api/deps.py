@@ -1,5 +1,9 @@
 """``Annotated`` dependencies: who asks, the ledger, the read models, and the headers.
 
+The cheap ones are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
+and a thread hop per dependency per request costs more than the work itself. Only
+``fresh``, which blocks on the projection runner, stays a thread-pool dependency.
+
 Routes declare what they need (``caller: CallerDep``); the objects come from ``app.state``,
 built once in the lifespan. Header parsing lives here, so each rule (``If-Match``,
 ``X-Ledger-Min-Position``, ``Idempotency-Key``) is written once.
@@ -26,17 +30,19 @@ _ETAG = re.compile(r'^\s*"(\d{1,9})"\s*$')
 """One strong ETag: ``If-Match`` compares strongly (RFC 9110), so a weak tag never matches."""
 
 
-def _ledger(request: Request) -> LedgerApp:
+async def _ledger(request: Request) -> LedgerApp:
     ledger: LedgerApp = request.app.state.ledger
     return ledger
 
 
-def _read_models(request: Request) -> ReadModels:
+async def _read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
 
 
-def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+async def _caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
     known: Caller | None = getattr(request.state, "caller", None)  # set by ``Idempotency``
     if known is not None:
         return known
@@ -44,7 +50,7 @@ def _caller(request: Request, authorization: Annotated[str | None, Header()] = N
     return auth.caller(authorization, getattr(request.state, "request_id", None))
 
 
-def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+async def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
     """``If-Match: "3"`` → 3; absent or ``*`` → no expectation.
 
     Raises: ApiError 400 for anything else (a list of tags, a bare number, a word).
@@ -57,7 +63,7 @@ def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int |
     return int(match[1])
 
 
-def _new_id(
+async def _new_id(
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> UUID | None:
