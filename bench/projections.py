@@ -1,11 +1,14 @@
 """Projection benchmark (prints figures; not a test).
 
     .venv/bin/python -m bench.projections [--events 100000] [--backend sqlite|postgres|both]
+                                          [--interleave 0]
 
 1. Rebuild throughput: writes about ``--events`` events (orders through varied lifecycles,
    saved many aggregates per transaction so the set-up is quick), then rebuilds every
    projection from zero and reports events/s (events read from the log per second of
-   rebuild, summed over the projections that read them).
+   rebuild, summed over the projections that read them). By default each order's events are
+   contiguous in the log, the easy case; ``--interleave 3000`` keeps 3,000 orders in flight,
+   so most orders span several rebuild batches and are restored from their rows.
 2. Lag: with the runner in its thread (as in ``ledger serve``), a writer issues commands at a
    steady rate; for each, the time from the command's return (its commit) until the read
    models have applied its position. Reports p50 and p99.
@@ -22,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -41,8 +45,9 @@ GATEWAY = Caller.system("gateway").acting_as("gateway")
 PACKAGES = [Package("basic", 25_000, 3, 2, "bench"), Package("premium", 90_000, 7, 3, "bench")]
 
 
-def _lifecycle(gig: Gig, client: str, n: int) -> list[Order | Payment]:
-    """One order and its payment through a life of 8 to 11 events, chosen by ``n``."""
+def _lifecycle(gig: Gig, client: str, n: int) -> Iterator[list[Order | Payment]]:
+    """One order and its payment through a life of 8 to 11 events, chosen by ``n``; yields
+    the aggregates to save after each step (the first step places and pays)."""
     now = gig.created_on
     me = Caller(client).acting_as("client")
     them = Caller(gig.freelancer_id).acting_as("freelancer")
@@ -62,30 +67,60 @@ def _lifecycle(gig: Gig, client: str, n: int) -> list[Order | Payment]:
     )
     payment.succeed(f"tx-{order.id}", GATEWAY, now)
     order.confirm_payment(payment.id, payment.amount, GATEWAY, now)
+    yield [order, payment]
     order.accept(them, now)
+    yield [order]
     order.deliver("v1", them, now)
+    yield [order]
     if n % 3 == 0:
         order.request_revision("again", me, now)
+        yield [order]
         order.deliver("v2", them, now)
+        yield [order]
     if n % 5 == 0:
         order.request_cancellation("changed my mind", me, now)
+        yield [order]
         payment.refund(order.accept_cancellation(them, now), "mutual_agreement", them, now)
+        yield [order, payment]
     else:
         order.complete(me, now)
+        yield [order]
         order.review(5, None, me, now)
-    return [order, payment]
+        yield [order]
 
 
-def fill(app: LedgerApp, events: int) -> int:
-    """Write about ``events`` events; returns the head position."""
+def _distinct(aggregates: list[Order | Payment]) -> list[Order | Payment]:
+    """Each aggregate once, first occurrence first (aggregates are not hashable)."""
+    return list({id(aggregate): aggregate for aggregate in aggregates}.values())
+
+
+def fill(app: LedgerApp, events: int, interleave: int = 0) -> int:
+    """Write about ``events`` events; returns the head position.
+
+    With ``interleave`` 0, each order's events are contiguous in the log (200 orders per
+    save). Otherwise ``interleave`` orders advance in lock step, one step per save of all of
+    them, so consecutive events of an order lie about ``interleave`` positions apart and an
+    order spans several rebuild batches, as in a live log where orders take days.
+    """
     gig = app.create_gig(Caller("bench-freelancer"), "Bench gig", PACKAGES).aggregate
     head, n = 0, 0
     while head < events:
-        batch: list[Order | Payment] = []
-        for _ in range(200):
-            batch += _lifecycle(gig, f"client-{n % 500}", n)
-            n += 1
-        head = app.save(*batch)[-1].notification.id
+        if not interleave:
+            batch: list[Order | Payment] = []
+            for _ in range(200):
+                for step in _lifecycle(gig, f"client-{n % 500}", n):
+                    batch += step
+                n += 1
+            head = app.save(*_distinct(batch))[-1].notification.id
+            continue
+        lives = [_lifecycle(gig, f"client-{(n + i) % 500}", n + i) for i in range(interleave)]
+        n += interleave
+        while lives:
+            steps = [(life, next(life, None)) for life in lives]
+            lives = [life for life, step in steps if step is not None]
+            batch = _distinct([aggregate for _, step in steps for aggregate in step or ()])
+            for start in range(0, len(batch), 500):  # psycopg's pipeline stalls on huge saves
+                head = app.save(*batch[start : start + 500])[-1].notification.id
     return head
 
 
@@ -129,11 +164,11 @@ def lag(app: LedgerApp, commands: int, rate: float) -> list[float]:
     return lags
 
 
-def run(backend: str, url: str, events: int, commands: int, rate: float) -> None:
+def run(backend: str, url: str, events: int, commands: int, rate: float, interleave: int) -> None:
     settings = load_settings(LEDGER_DATABASE_URL=url, _env_file=None)
     with build_ledger(settings) as app:
         started = time.perf_counter()
-        head = fill(app, events)
+        head = fill(app, events, interleave)
         print(f"[{backend}] wrote {head:,} events in {time.perf_counter() - started:.1f} s")
         per_second, applied = rebuild_throughput(app)
         print(f"[{backend}] rebuild: {applied:,} events applied at {per_second:,.0f} events/s")
@@ -152,11 +187,18 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--interleave",
+        type=int,
+        default=0,
+        help="orders in flight at once, their events interleaved in the log"
+        " (default 0: each order's events contiguous)",
+    )
     args = parser.parse_args()
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            run("sqlite", url, args.events, args.commands, args.rate)
+            run("sqlite", url, args.events, args.commands, args.rate, args.interleave)
     if args.backend in ("postgres", "both"):
         name = f"ledger_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(ADMIN, autocommit=True) as admin:
@@ -168,6 +210,7 @@ def main() -> None:
                 args.events,
                 args.commands,
                 args.rate,
+                args.interleave,
             )
         finally:
             with psycopg.connect(ADMIN, autocommit=True) as admin:

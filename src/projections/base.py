@@ -72,4 +72,5 @@ def iso(moment: datetime | None) -> str | None:
     every backend and reads back exactly."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # ``…+00:00`` → ``…Z``; isoformat is faster than strftime, and the same from year 1000.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -24,6 +24,7 @@ from ledger.store import SCHEMA_LOCK
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
+_PARAMETER = re.compile(r":\w+")
 _INSERT = re.compile(
     r"\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^)]*)\)\s*"
     r"VALUES \((?P<values>[^)]*)\)(?P<tail>.*)",
@@ -45,6 +46,10 @@ class Txn:
         self._cursor = cursor if db.postgres else cursor.sqlite_cursor
         self._db = db
 
+    @property
+    def postgres(self) -> bool:
+        return self._postgres
+
     def _sql(self, sql: str) -> str:
         return _for_psycopg(sql) if self._postgres else sql
 
@@ -56,19 +61,28 @@ class Txn:
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         """Run one statement for many rows.
 
-        On PostgreSQL an ``INSERT … VALUES (:a, :b …)`` is sent once for all rows as
-        ``INSERT … SELECT * FROM unnest(array_a, array_b …)``: one round trip and one
-        statement, with the arrays adapted in C, which is what rebuilds need. sqlite3's own
-        ``executemany`` is already a tight C loop.
+        On PostgreSQL a plain ``INSERT … VALUES (:a, :b …)`` becomes one ``COPY … FROM
+        STDIN`` (half the cost of the next way, measured), and one with a tail (``ON
+        CONFLICT …``) is sent once for all rows as ``INSERT … SELECT * FROM
+        unnest(array_a, array_b …)``: one round trip and one statement either way, which is
+        what rebuilds need. sqlite3's own ``executemany`` is already a tight C loop.
         """
         if not rows:
             return
         match = _INSERT.match(sql) if self._postgres else None
-        if match is None:
+        values = [v.strip() for v in match["values"].split(",")] if match else []
+        if match is None or not all(_PARAMETER.fullmatch(value) for value in values):
             self._cursor.executemany(self._sql(sql), rows)
             return
         columns = [c.strip() for c in match["columns"].split(",")]
-        names = [v.strip().removeprefix(":") for v in match["values"].split(",")]
+        names = [value.removeprefix(":") for value in values]
+        if not match["tail"].strip():
+            with self._cursor.copy(
+                f"COPY {match['table']} ({match['columns']}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in names])
+            return
         types = self._db.column_types(match["table"])
         arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
         statement = (

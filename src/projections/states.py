@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.domain import Aggregate, CanInitAggregate, Snapshot
 from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import get_topic
 
@@ -50,8 +50,9 @@ class StateCodec(Generic[A]):
 class Evolver(Generic[A]):
     """Applies a batch of events to the aggregates they belong to.
 
-    The aggregates a batch continues are loaded from the projection's table with one query
-    per few hundred ids, not one per aggregate: rebuilds spend their time applying events.
+    The aggregates a batch continues (not those it creates) are loaded from the projection's
+    table in one query (one per 500 ids on SQLite), not one per aggregate: rebuilds spend
+    their time applying events.
     """
 
     def __init__(self, codec: StateCodec[A], txn: Txn, table: str) -> None:
@@ -63,7 +64,11 @@ class Evolver(Generic[A]):
     def apply_all(self, batch: Sequence[Envelope]) -> Iterator[tuple[Envelope, A]]:
         """Apply the events of ``batch`` in order, yielding each with its aggregate just
         after it (the same object mutates on: read what you need before the next)."""
-        self._load({envelope.event.originator_id for envelope in batch})
+        first: dict[UUID, object] = {}
+        for envelope in batch:
+            first.setdefault(envelope.event.originator_id, envelope.event)
+        # An aggregate the batch creates has no row yet: do not look for one.
+        self._load({i for i, event in first.items() if not isinstance(event, CanInitAggregate)})
         for envelope in batch:
             yield envelope, self.apply(envelope)
 
@@ -75,20 +80,24 @@ class Evolver(Generic[A]):
 
     def _load(self, ids: set[UUID]) -> None:
         missing = sorted(str(i) for i in ids if i not in self.aggregates)
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            names = {f"id{i}": value for i, value in enumerate(chunk)}
-            rows = self.txn.all(
-                f"SELECT id, version, state, updated_at FROM {self.table}"
-                f" WHERE id IN ({', '.join(':' + name for name in names)})",
-                names,
-            )
-            for row in rows:
+        for sql, params in self._selects(missing):
+            for row in self.txn.all(sql, params):
                 aggregate_id = UUID(row["id"])
                 at = datetime.fromisoformat(row["updated_at"])
                 self.aggregates[aggregate_id] = self.codec.load(
                     aggregate_id, row["version"], row["state"], at
                 )
+
+    def _selects(self, ids: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The queries for the rows of ``ids``: on PostgreSQL one, the ids in one array
+        parameter; on SQLite one per 500 ids (older builds take at most 999 parameters)."""
+        select = f"SELECT id, version, state, updated_at FROM {self.table} WHERE id"
+        if ids and self.txn.postgres:
+            yield f"{select} = ANY(:ids::text[])", {"ids": ids}
+            return
+        for start in range(0, len(ids), 500):
+            names = {f"id{i}": value for i, value in enumerate(ids[start : start + 500])}
+            yield f"{select} IN ({', '.join(':' + name for name in names)})", names
 
     def touched(self) -> Sequence[A]:
         return list(self.aggregates.values())
