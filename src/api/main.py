@@ -46,8 +46,8 @@ def create_app(
         idempotency.purge()
         models = ReadModels(runner.db)
         ticker = build_ticker(ledger, models, settings, clock)
+        runner.start(apply=run_projections)  # else it follows ``ledger worker``'s positions
         if run_projections:
-            runner.start()
             ticker.start()
         app.state.ledger, app.state.runner = ledger, runner
         app.state.read_models = models

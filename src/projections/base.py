@@ -38,6 +38,9 @@ class Projection(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     """Tables this projection owns, in the order they may be dropped."""
+    version: ClassVar[int] = 1
+    """The shape of its tables. Raise it when ``schema`` or the rows change: the runner
+    then drops the tables and rebuilds them from the log (read models are derived data)."""
 
     @property
     @abstractmethod

@@ -77,6 +77,7 @@ class ProjectionRunner:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._applies = True
         recorder = app.recorder
         self._postgres = isinstance(recorder, PostgresApplicationRecorder)
         self._leadership: Leadership | None = None
@@ -90,13 +91,26 @@ class ProjectionRunner:
     # -- set-up and state -------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create the tracking table and every projection's tables (idempotent)."""
+        """Create the tracking table and every projection's tables (idempotent). A
+        projection whose tables have another shape than its code (``Projection.version``)
+        is dropped and starts again from position 0: the runner rebuilds it from the log."""
         with self.db.transaction() as txn:
             txn.lock_schema()
             tracking.create(txn, list(self.projections))
             for projection in self.projections.values():
+                stored = tracking.stored_version(txn, projection.name)
+                if stored is not None and stored != projection.version:
+                    log.warning(
+                        "projection %s: tables are version %s, code is %s; rebuilding",
+                        projection.name,
+                        stored,
+                        projection.version,
+                    )
+                    projection.drop(txn)
+                    tracking.reset(txn, projection.name)
                 for statement in projection.schema():
                     txn.execute(statement)
+                tracking.record_version(txn, projection.name, projection.version)
         self._refresh()
 
     def _refresh(self) -> None:
@@ -109,6 +123,8 @@ class ProjectionRunner:
     def leading(self) -> set[str]:
         """The projections this process applies (all of them, except on PostgreSQL where
         another process may hold some)."""
+        if not self._applies:
+            return set()
         if self._leadership is None:
             return set(self.projections)
         return self._leadership.claim(self.projections)
@@ -245,8 +261,11 @@ class ProjectionRunner:
 
     # -- the background loop ----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run in a daemon thread until ``stop``."""
+    def start(self, apply: bool = True) -> None:
+        """Run in a daemon thread until ``stop``. With ``apply=False`` (an API whose
+        projections run in ``ledger worker``) only follow the positions others reach, so
+        ``wait_for`` still answers: woken by NOTIFY on PostgreSQL, else by polling."""
+        self._applies = apply
         if self._listener is not None:
             self._listener.start()
         self._thread = threading.Thread(target=self._loop, name="ledger-projections", daemon=True)
@@ -268,10 +287,18 @@ class ProjectionRunner:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            leading = sorted(self.leading())
+            leading = sorted(self.leading()) if self._applies else []
             if leading:
                 self._guarded(leading)
+            elif not self._applies:
+                self._follow()
             self._wake.wait(self.poll_interval)
+
+    def _follow(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # a lost database must not end the loop
+            log.exception("could not read the projections' positions; will retry")
 
     def _guarded(self, names: Sequence[str]) -> None:
         try:

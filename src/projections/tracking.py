@@ -11,10 +11,13 @@ from projections.db import Database, Txn
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS projection_tracking (
     name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT)"""
+VERSIONS = """CREATE TABLE IF NOT EXISTS projection_versions (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL)"""
 
 
 def create(txn: Txn, names: list[str]) -> None:
     txn.execute(SCHEMA)
+    txn.execute(VERSIONS)
     for name in names:
         txn.execute(
             "INSERT INTO projection_tracking (name, position) VALUES (:name, 0)"
@@ -40,3 +43,24 @@ def advance(txn: Txn, name: str, old: int, new: int, at: str) -> bool:
 
 def reset(txn: Txn, name: str) -> None:
     txn.execute("UPDATE projection_tracking SET position = 0 WHERE name = :name", {"name": name})
+
+
+def stored_version(txn: Txn, name: str) -> int | None:
+    """The table shape a projection was built with: ``None`` when it was never built, 1 when
+    it was built before versions were recorded."""
+    row = txn.one("SELECT version FROM projection_versions WHERE name = :name", {"name": name})
+    if row is not None:
+        return int(row["version"])
+    built = txn.one(
+        "SELECT position FROM projection_tracking WHERE name = :name AND position > 0",
+        {"name": name},
+    )
+    return 1 if built is not None else None
+
+
+def record_version(txn: Txn, name: str, version: int) -> None:
+    txn.execute(
+        "INSERT INTO projection_versions (name, version) VALUES (:name, :version)"
+        " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+        {"name": name, "version": version},
+    )

@@ -34,6 +34,7 @@ class PaymentRecords(Projection):
 
     name: ClassVar[str] = "payments"
     tables: ClassVar[tuple[str, ...]] = ("payments",)
+    version: ClassVar[int] = 2  # 2: the checkout column
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Payment, transcoder)
