@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.idempotency import IdempotencyStore
 from api.timers import build_ticker
 from ledger.actors import USER_ROLES
 from ledger.bootstrap import build_ledger
@@ -106,10 +107,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     with build_ledger(settings) as ledger:
         runner = build_runner(ledger)
-        ticker = build_ticker(ledger, ReadModels(runner.db), settings, utc_now)
+        idempotency = IdempotencyStore(runner.db, utc_now)
+        idempotency.setup()
+        ticker = build_ticker(ledger, ReadModels(runner.db), settings, utc_now, idempotency)
         runner.start()
         ticker.start()
-        console.print(f"worker running: {', '.join(runner.projections)}, payment expiry")
+        console.print(
+            f"worker running: {', '.join(runner.projections)};"
+            " timers: payment expiry, idempotency keys"
+        )
         stopping.wait()
         ticker.stop()
         runner.stop()

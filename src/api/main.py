@@ -43,9 +43,8 @@ def create_app(
         runner = build_runner(ledger)
         idempotency = IdempotencyStore(runner.db, clock)
         idempotency.setup()
-        idempotency.purge()
         models = ReadModels(runner.db)
-        ticker = build_ticker(ledger, models, settings, clock)
+        ticker = build_ticker(ledger, models, settings, clock, idempotency)
         runner.start(apply=run_projections)  # else it follows ``ledger worker``'s positions
         if run_projections:
             ticker.start()

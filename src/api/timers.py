@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from uuid import UUID
 
+from api.idempotency import IdempotencyStore
 from ledger.clock import Clock
 from ledger.errors import LedgerError
 from ledger.service import LedgerApp
@@ -46,11 +47,18 @@ class PaymentExpiry:
         return expired
 
 
-def build_ticker(ledger: LedgerApp, models: ReadModels, settings: Settings, clock: Clock) -> Ticker:
+def build_ticker(
+    ledger: LedgerApp,
+    models: ReadModels,
+    settings: Settings,
+    clock: Clock,
+    idempotency: IdempotencyStore,
+) -> Ticker:
+    """Payment expiry, and forgetting idempotency keys older than 24 h."""
     expiry = PaymentExpiry(
         ledger, models, timedelta(minutes=settings.payment_expiry_minutes), clock
     )
-    return Ticker([expiry])
+    return Ticker([expiry, idempotency.purge])
 
 
 class Ticker:

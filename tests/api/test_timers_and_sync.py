@@ -73,3 +73,16 @@ def test_support_syncs_a_payment_with_the_gateway(api: Api) -> None:
     assert api.client.post(sync, headers=api.as_("someone-else")).status_code == 404
     assert api.client.post(sync, headers=api.as_("auditor-1", "auditor")).status_code == 403
     assert order["id"] == synced.json()["orderId"]
+
+
+def test_idempotency_keys_are_forgotten_after_a_day(api: Api, clock: FakeClock) -> None:
+    store = api.app.state.idempotency
+    headers = {**api.as_("freelancer-1"), "Idempotency-Key": "gig-1"}
+    body = {"title": "Logo", "packages": [{"packageId": "basic", "price": 100,
+            "deliveryDays": 3, "revisions": 1, "description": "d"}]}  # fmt: skip
+    assert api.client.post("/v1/gigs", json=body, headers=headers).status_code == 201
+    clock.advance(hours=23, minutes=59)
+    assert store.purge() == 0
+    clock.advance(minutes=2)
+    assert store.purge() == 1
+    assert store.db.read("SELECT key FROM idempotency_keys") == []
