@@ -117,6 +117,10 @@ class ReviewIn(Request):
     comment: Text | None = None
 
 
+class RefundConfirmationIn(Request):
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
 class PaymentIn(Request):
     payment_method: PaymentMethod
 
@@ -185,10 +189,15 @@ class History(Schema):
 
 
 class Refund(Schema):
+    """``completed`` counts in ``refundedAmount``; ``requested`` waits to be made at the
+    gateway (YouCanPay) and confirmed with the gateway's ``reference``."""
+
     amount: Money
     currency: str
     reason: str
     at: Timestamp
+    status: Literal["completed", "requested"]
+    reference: str | None
 
 
 class Checkout(Schema):

@@ -221,6 +221,8 @@ def payment_view(row: Row) -> dict[str, Any]:
             "currency": CURRENCY,
             "reason": r["reason"],
             "at": r["at"],
+            "status": r["status"],
+            "reference": r["reference"],
         }
         for r in json.loads(row["refunds"])
     ]

@@ -166,7 +166,9 @@ def test_read_models_reflect_commands(
     assert cancelled is not None and cancelled["version"] == 4
     assert cancelled["refundedAmount"] == Decimal("100.00")
     refund = {"amount": Decimal("100.00"), "currency": "MAD", "reason": "policy_violation"}
-    assert cancelled["refunds"] == [{**refund, "at": iso(refund_at)}]
+    assert cancelled["refunds"] == [
+        {**refund, "at": iso(refund_at), "status": "completed", "reference": None}
+    ]
 
     catalogue = models.gig(str(gig.id))
     assert catalogue is not None and set(catalogue) == GIG_KEYS

@@ -42,6 +42,20 @@ def sync_payment(
     return payment_answer(response, payment)
 
 
+@router.post("/payments/{payment_id}/refunds/confirm", response_model=schemas.Payment)
+def confirm_refund(
+    payment_id: str,
+    body: schemas.RefundConfirmationIn,
+    caller: CallerDep,
+    ledger: LedgerDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Support confirms the oldest requested refund was made at the gateway (YouCanPay has
+    no refund API), quoting the gateway's reference."""
+    done = ledger.confirm_refund(caller, parse_id(payment_id, "payment"), body.reference)
+    return payment_answer(response, done.aggregate, done.position)
+
+
 @router.get("/orders/{order_id}/payment", response_model=schemas.Payment, dependencies=[FreshOrder])
 def order_payment(
     order_id: str, caller: CallerDep, models: ReadModelsDep, response: Response

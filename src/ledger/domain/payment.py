@@ -60,6 +60,7 @@ class Payment(Aggregate):
         self.refunded = 0
         self.refunds: list[dict[str, Any]] = []
         self.checkout: dict[str, str] | None = None
+        self.requested_refunds: list[dict[str, Any]] = []
         self.gateway_transaction: str | None = None
         self.webhook_ids: list[str] = []
 
@@ -201,6 +202,21 @@ class Payment(Aggregate):
         if webhook_id is not None:
             self.webhook_ids.append(webhook_id)
 
+    @property
+    def refundable(self) -> int:
+        """What may still go back: taken, less refunded, less refunds already asked for."""
+        asked = sum(int(request["amount"]) for request in self.requested_refunds)
+        return self.amount - self.refunded - asked
+
+    def _check_refund(self, amount: int) -> None:
+        if self.status != PaymentStatus.SUCCESS:
+            raise InvalidTransition(f"cannot refund a payment that is {self.status}")
+        if isinstance(amount, bool) or not 0 < amount <= self.refundable:
+            raise ValidationFailed(
+                "a refund must be above 0 and at most what remains of the payment",
+                field="amount",
+            )
+
     def refund(
         self,
         amount: int,
@@ -209,14 +225,9 @@ class Payment(Aggregate):
         timestamp: datetime,
         webhook_id: str | None = None,
     ) -> None:
-        """Record money going back to the client (never more than was taken)."""
-        if self.status != PaymentStatus.SUCCESS:
-            raise InvalidTransition(f"cannot refund a payment that is {self.status}")
-        if isinstance(amount, bool) or not 0 < amount <= self.amount - self.refunded:
-            raise ValidationFailed(
-                "a refund must be above 0 and at most what remains of the payment",
-                field="amount",
-            )
+        """Record money going back to the client (never more than was taken): a gateway
+        that refunds at once (the sandbox), or one that reports a refund made there."""
+        self._check_refund(amount)
         self._refund_recorded(amount, reason, actor, timestamp, webhook_id)
 
     @event("RefundRecorded")
@@ -227,7 +238,51 @@ class Payment(Aggregate):
         actor: Actor,
         timestamp: datetime,
         webhook_id: str | None = None,
+        reference: str | None = None,
     ) -> None:
         self.refunded += amount
-        self.refunds.append({"amount": amount, "reason": reason, "at": timestamp})
+        refund = {"amount": amount, "reason": reason, "at": timestamp}
+        self.refunds.append(refund if reference is None else {**refund, "reference": reference})
+        self._saw(webhook_id)
+
+    def request_refund(self, amount: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+        """Ask for money to go back where the gateway offers no refund API (YouCanPay): it
+        is refunded there by hand, then confirmed (``confirm_refund``)."""
+        self._check_refund(amount)
+        self._refund_requested(amount, reason, actor, timestamp)
+
+    @event("RefundRequested")
+    def _refund_requested(
+        self, amount: int, reason: str, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.requested_refunds.append({"amount": amount, "reason": reason, "at": timestamp})
+
+    def confirm_refund(
+        self,
+        reference: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
+        """The oldest requested refund was made at the gateway (``reference`` is its id
+        there): it now counts as refunded.
+
+        Raises: InvalidTransition, when no refund is waiting.
+        """
+        check_text(reference, "reference", max_length=255)
+        if not self.requested_refunds:
+            raise InvalidTransition("no refund of this payment is waiting for confirmation")
+        self._refund_confirmed(reference, actor, timestamp, webhook_id)
+
+    @event("RefundConfirmed")
+    def _refund_confirmed(
+        self,
+        reference: str,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> None:
+        request = self.requested_refunds.pop(0)
+        self.refunded += request["amount"]
+        self.refunds.append({**request, "at": timestamp, "reference": reference})
         self._saw(webhook_id)

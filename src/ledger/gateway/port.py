@@ -70,6 +70,10 @@ class Transaction:
 
 class PaymentGateway(Protocol):
     name: str
+    refunds_at_once: bool
+    """Whether a refund the ledger decides is made there and then (the sandbox), or only
+    requested, to be made at the gateway by hand and confirmed (YouCanPay documents no
+    refund API)."""
 
     def tokenize(self, request: CheckoutRequest) -> Checkout:
         """Open a checkout. Raises: GatewayError, GatewayRefused."""

@@ -53,6 +53,7 @@ def order_of_token(token_id: str) -> UUID:
 
 class Sandbox:
     name = "sandbox"
+    refunds_at_once = True
 
     def __init__(self, private_key: str, public_url: str) -> None:
         self._key = private_key

@@ -110,6 +110,7 @@ class YouCanPay:
     """``PaymentGateway`` over YouCanPay's API (sandbox or live)."""
 
     name = "youcanpay"
+    refunds_at_once = False  # no refund API: refunds are made in its dashboard, then confirmed
 
     def __init__(
         self,

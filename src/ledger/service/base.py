@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import Environment
 
+from ledger.actors import Actor
 from ledger.clock import Clock, utc_now
 from ledger.domain.gig import Gig
 from ledger.domain.order import Order
@@ -113,6 +115,16 @@ class LedgerBase(Application[UUID]):
 
     def _gig(self, gig_id: UUID) -> Gig:
         return self._load(Gig, gig_id)
+
+    def _give_back(
+        self, payment: Payment, amount: int, reason: str, actor: Actor, now: datetime
+    ) -> None:
+        """Refund at once where the gateway does; else ask for the refund to be made at
+        the gateway and confirmed later (``confirm_refund``, or its webhook)."""
+        if self.gateway is None or self.gateway.refunds_at_once:
+            payment.refund(amount, reason, actor, now)
+        else:
+            payment.request_refund(amount, reason, actor, now)
 
     # -- saving -----------------------------------------------------------------------------
 

@@ -320,5 +320,5 @@ class OrderCommands(LedgerBase):
             return []
         payment = self._payment(order.payment_id)
         reason = order.cancel_reason or "dispute_split"
-        payment.refund(amount, str(reason), actor, now)
+        self._give_back(payment, amount, str(reason), actor, now)
         return [payment]

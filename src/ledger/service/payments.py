@@ -147,7 +147,7 @@ class PaymentCommands(LedgerBase):
             if order.status == OrderStatus.PENDING:
                 order.confirm_payment(payment.id, payment.amount, actor, now)
                 return [payment, order]
-            payment.refund(payment.amount, LATE_PAYMENT_REFUND, actor, now)
+            self._give_back(payment, payment.amount, LATE_PAYMENT_REFUND, actor, now)
             return [payment]
 
         return self._run(decide)
@@ -186,21 +186,47 @@ class PaymentCommands(LedgerBase):
         amount: int,
         currency: str,
         webhook_id: str | None = None,
+        reference: str | None = None,
     ) -> Done[Payment]:
-        """The gateway reports money returned to the client that the ledger has not yet
-        recorded (a refund made at the gateway). At most what remains of the payment.
+        """The gateway reports money returned to the client: it confirms the oldest refund
+        the ledger asked for, or, when none waits, records a refund made at the gateway
+        (at most what remains of the payment).
 
         Raises:
             NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
-            (not a successful payment), Conflict (another currency), ValidationFailed
-            (more than remains).
+            (not a successful payment), Conflict (another currency, or another amount than
+            the refund asked for), ValidationFailed (more than remains).
         """
 
         def decide() -> list[Payment]:
             payment, _, actor = self._settling(caller, payment_id, webhook_id)
             if currency != payment.currency:
                 raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
-            payment.refund(amount, GATEWAY_REFUND, actor, self.clock(), webhook_id)
+            now = self.clock()
+            if not payment.requested_refunds:
+                payment.refund(amount, GATEWAY_REFUND, actor, now, webhook_id)
+                return [payment]
+            asked = payment.requested_refunds[0]["amount"]
+            if amount != asked:
+                raise Conflict(f"the gateway refunded {amount} centimes; {asked} were asked")
+            payment.confirm_refund(reference or webhook_id or "gateway", actor, now, webhook_id)
+            return [payment]
+
+        return self._run(decide)
+
+    def confirm_refund(self, caller: Caller, payment_id: UUID, reference: str) -> Done[Payment]:
+        """Support confirms the oldest requested refund was made at the gateway, quoting
+        the gateway's reference for it.
+
+        Raises: NotFound, Forbidden (not support or admin), InvalidTransition (none waits),
+        ValidationFailed (bad reference).
+        """
+
+        def decide() -> list[Payment]:
+            payment = self._payment(payment_id)
+            order = self._order(payment.order_id)
+            actor = access.acting_on(caller, order, ("support", "admin"))
+            payment.confirm_refund(reference, actor, self.clock())
             return [payment]
 
         return self._run(decide)
@@ -242,7 +268,12 @@ class PaymentCommands(LedgerBase):
             return self.fail_payment(gateway, payment_id, reason, transaction.id, webhook_id)
         if event_name == "transaction.refunded":
             return self.record_gateway_refund(
-                gateway, payment_id, transaction.amount, transaction.currency, webhook_id
+                gateway,
+                payment_id,
+                transaction.amount,
+                transaction.currency,
+                webhook_id,
+                transaction.id,
             )
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
 

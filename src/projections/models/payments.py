@@ -34,7 +34,7 @@ class PaymentRecords(Projection):
 
     name: ClassVar[str] = "payments"
     tables: ClassVar[tuple[str, ...]] = ("payments",)
-    version: ClassVar[int] = 2  # 2: the checkout column
+    version: ClassVar[int] = 3  # 2: the checkout column; 3: refund status and reference
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Payment, transcoder)
@@ -89,7 +89,10 @@ def payment_row(payment: Payment, position: int = 0) -> dict[str, Any]:
         "transaction_id": payment.transaction_id,
         "failure_reason": payment.failure_reason,
         "refunded_amount": payment.refunded,
-        "refunds": json.dumps([_refund(refund) for refund in payment.refunds]),
+        "refunds": json.dumps(
+            [_refund(refund, "completed") for refund in payment.refunds]
+            + [_refund(request, "requested") for request in payment.requested_refunds]
+        ),
         "checkout": None if payment.checkout is None else json.dumps(payment.checkout),
         "created_at": iso(payment.created_on),
         "updated_at": iso(payment.modified_on),
@@ -97,5 +100,11 @@ def payment_row(payment: Payment, position: int = 0) -> dict[str, Any]:
     }
 
 
-def _refund(refund: dict[str, Any]) -> dict[str, Any]:
-    return {"amount": refund["amount"], "reason": refund["reason"], "at": iso(refund["at"])}
+def _refund(refund: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        "amount": refund["amount"],
+        "reason": refund["reason"],
+        "at": iso(refund["at"]),
+        "status": status,
+        "reference": refund.get("reference"),
+    }
