@@ -1,0 +1,82 @@
+"""The API with the real YouCanPay adapter in place (its HTTP answered by respx): the
+checkout comes from YouCanPay's tokenize, and webhooks signed the way YouCanPay's PHP SDK
+signs them (over PHP's re-encoding of the JSON) are accepted through the same route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from ledger.gateway.signing import signature_of
+from ledger.gateway.youcanpay import YouCanPay, php_reencoding
+from tests.api.conftest import Api
+
+KEY = "pri_sandbox_0123456789abcdef"
+
+
+@pytest.fixture
+def youcanpay(api: Api) -> Iterator[tuple[Api, respx.MockRouter]]:
+    with respx.mock(base_url="https://youcanpay.com/sandbox/api/") as gateway:
+        api.app.state.ledger.gateway = YouCanPay(
+            KEY, "pub_sandbox", sandbox=True, client=httpx.Client()
+        )
+        yield api, gateway
+
+
+def test_a_payment_opens_youcanpays_checkout(youcanpay: tuple[Api, respx.MockRouter]) -> None:
+    api, gateway = youcanpay
+    tokenize = gateway.post("tokenize").respond(
+        200, json={"transaction_id": "yc-tx-1", "token": {"id": "tok_42"}}
+    )
+    order = api.order(api.gig())
+    created = api.client.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"paymentMethod": "credit_card"},
+        headers=api.as_("client-1"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["checkout"] == {
+        "tokenId": "tok_42",
+        "paymentUrl": "https://youcanpay.com/sandbox/payment-form/tok_42",
+    }
+    sent = json.loads(tokenize.calls.last.request.content)
+    assert (sent["order_id"], sent["amount"], sent["currency"]) == (order["id"], 10_000, "MAD")
+
+
+def test_a_webhook_signed_over_phps_reencoding_is_recorded(
+    youcanpay: tuple[Api, respx.MockRouter],
+) -> None:
+    api, gateway = youcanpay
+    gateway.post("tokenize").respond(200, json={"token": {"id": "tok_1"}})
+    order = api.order(api.gig())
+    api.client.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"paymentMethod": "credit_card"},
+        headers=api.as_("client-1"),
+    )
+    body = json.dumps({
+        "id": "evt-1", "event_name": "transaction.paid", "sandbox": True,
+        "payload": {"transaction": {"id": "yc/tx/1", "status": 1, "order_id": order["id"],
+                    "amount": "10000", "currency": "MAD"}, "metadata": {"url": "https://x/y"}},
+    }, indent=2).encode()  # fmt: skip
+    php = php_reencoding(body)
+    assert php is not None and b"\\/" in php and php != body
+    for wrong in ("", "00" * 32, signature_of("another-key", php)):
+        refused = api.client.post(
+            "/v1/webhooks/youcanpay", content=body, headers={"X-Youcanpay-Signature": wrong}
+        )
+        assert refused.status_code == 401
+    answer = api.client.post(
+        "/v1/webhooks/youcanpay",
+        content=body,
+        headers={"X-Youcanpay-Signature": signature_of(KEY, php)},
+    )
+    assert answer.json() == {"status": "recorded"}, answer.text
+    paid = api.read(
+        f"/v1/orders/{order['id']}", "client-1", position=int(answer.headers["X-Ledger-Position"])
+    )
+    assert paid["status"] == "processing"
