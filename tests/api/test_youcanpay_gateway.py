@@ -45,6 +45,7 @@ def test_a_payment_opens_youcanpays_checkout(youcanpay: tuple[Api, respx.MockRou
     }
     sent = json.loads(tokenize.calls.last.request.content)
     assert (sent["order_id"], sent["amount"], sent["currency"]) == (order["id"], 10_000, "MAD")
+    assert sent["customer_ip"] == "testclient"  # the TestClient's own address
 
 
 def test_a_webhook_signed_over_phps_reencoding_is_recorded(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import schemas
 from api.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
@@ -25,10 +25,15 @@ def create_payment(
     body: schemas.PaymentIn,
     caller: CallerDep,
     ledger: LedgerDep,
+    request: Request,
     response: Response,
 ) -> dict[str, Any]:
-    """Client starts paying a pending order (one payment per order: a second is 409)."""
-    done = ledger.create_payment(caller, parse_id(order_id, "order"), body.payment_method)
+    """Client starts paying a pending order (one payment per order: a second is 409). The
+    client's address goes to the gateway, which uses it against fraud."""
+    client_ip = request.client.host if request.client else None
+    done = ledger.create_payment(
+        caller, parse_id(order_id, "order"), body.payment_method, client_ip
+    )
     response.headers["Location"] = f"/v1/payments/{done.aggregate.id}"
     return payment_answer(response, done.aggregate, done.position)
 
