@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     def _complete_for_the_chosen_parts(self) -> Settings:
         if self.environment == "production" and self.auth_secret is None:
             raise ValueError("LEDGER_AUTH_SECRET must be set when LEDGER_ENV=production")
+        if self.environment == "production" and self.gateway == "sandbox":
+            raise ValueError(
+                "LEDGER_GATEWAY=sandbox lets anyone mark an order paid; "
+                "set LEDGER_GATEWAY=youcanpay when LEDGER_ENV=production"
+            )
         if self.gateway == "youcanpay" and not (
             self.youcanpay_private_key and self.youcanpay_public_key
         ):

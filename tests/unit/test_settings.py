@@ -185,3 +185,14 @@ def test_the_ledger_ignores_stray_eventsourcing_variables(
     with closing(sqlite3.connect(settings.sqlite_path)) as db:
         stored = db.execute("SELECT originator_id FROM stored_events").fetchall()
     assert [row[0] for row in stored] == [gig.aggregate.id.hex]
+
+
+def test_production_refuses_the_sandbox_gateway() -> None:
+    """Its payment form needs no token: anyone could mark an order paid."""
+    with pytest.raises(SettingsError, match="LEDGER_GATEWAY"):
+        load_settings(
+            LEDGER_ENV="production",
+            LEDGER_AUTH_SECRET="x" * 40,
+            LEDGER_GATEWAY="sandbox",
+            _env_file=None,
+        )
