@@ -225,7 +225,7 @@ def test_after_success_repeats_and_late_news_change_nothing(
     before, settled = head(api), now(api, order)
     cases = [  # webhook, answer
         (first, "duplicate"),
-        (envelope(order, webhook="wh-2", id="tx-2"), "ignored"),  # a second success
+        (envelope(order, webhook="wh-2", id="tx-1"), "ignored"),  # the same success again
         (envelope(order, "transaction.failed", "wh-3", reason="late"), "ignored"),
         (envelope(order, "transaction.created", "wh-4"), "ignored"),  # not an event we handle
         (envelope(order, "customer.updated", "wh-5"), "ignored"),
@@ -237,6 +237,11 @@ def test_after_success_repeats_and_late_news_change_nothing(
     assert head(api) == before
     assert now(api, order) == settled
     assert settled[0]["transactionId"] == "tx-1"
+    # A second paid transaction means the client paid twice: a person must refund it, so
+    # the gateway is told no (409) rather than the money being dropped silently.
+    twice = deliver(api, key, envelope(order, webhook="wh-6", id="tx-2"))
+    assert (twice.status_code, twice.json()["code"]) == (409, "conflict")
+    assert head(api) == before
 
 
 def test_news_that_does_not_match_a_pending_payment_stores_nothing(
@@ -357,13 +362,20 @@ def test_two_identical_webhooks_at_once_have_one_effect(
     has(placed, status="processing", version=2)
 
 
-def test_paid_after_the_clock_expired_it_is_recorded_and_refunded(
-    api: Api, key: str, order: dict[str, Any]
+@pytest.mark.parametrize("failure", ["expired", "declined"])
+def test_paid_after_a_failure_is_recorded_and_refunded(
+    api: Api, key: str, order: dict[str, Any], failure: str
 ) -> None:
+    """The clock expired the payment, or a first card was declined and a second one paid
+    on the same form: the money was taken, so it is recorded and given back at once."""
     payment_id = payment_id_for(UUID(order["id"]))
-    api.app.state.ledger.fail_payment(Caller.system("clock"), payment_id, "expired")
+    if failure == "expired":
+        api.app.state.ledger.fail_payment(Caller.system("clock"), payment_id, "expired")
+    else:
+        declined = envelope(order, "transaction.failed", "wh-0", id="tx-0", reason="declined")
+        answered(deliver(api, key, declined), "recorded")
     expired, cancelled = now(api, order)
-    has(expired, status="failed", failureReason="expired")
+    has(expired, status="failed", failureReason=failure)
     has(cancelled, status="cancelled")
 
     response = deliver(api, key, envelope(order))

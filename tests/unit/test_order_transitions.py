@@ -134,7 +134,7 @@ MATRIX = """
     completed_by_release                  . . | . . . . . . | . . . . . | . . . | . . . . . | =
     completed_by_split                    . . | . . . . . . | . . . . . | . . . | . . . . . | =
     cancelled_client_withdrew             = = | . . . . . . | . . . . . | . . . | . . . . . | .
-    cancelled_payment_failed              . . | . . . . . . | . . . . . | . . . | . . . . . | .
+    cancelled_payment_failed              = . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_mutual_agreement            . . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_policy_violation            . . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_policy_unpaid               = = | . . . . . . | . . . . . | . . . | . . . . . | .

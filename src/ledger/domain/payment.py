@@ -148,13 +148,13 @@ class Payment(Aggregate):
         timestamp: datetime,
         webhook_id: str | None = None,
     ) -> None:
-        """The gateway reports the money taken. Also after the clock expired the payment:
-        the client did pay, so the money must be accounted for (and refunded, since the
-        order is gone)."""
+        """The gateway reports the money taken. Also after a failure (the clock expired the
+        payment, or a declined card was followed by one that paid): the client did pay, so
+        the money must be accounted for (and given back, since the order is gone)."""
         self._require_settler(actor)
         check_text(transaction_id, "transactionId", max_length=255)
-        if not (self.status == PaymentStatus.FAILED and self.failure_reason == EXPIRED):
-            self._require_pending("record success of")
+        if self.status == PaymentStatus.SUCCESS:
+            raise InvalidTransition("cannot record success of a payment that is success")
         self._succeeded(transaction_id, actor, timestamp, webhook_id)
 
     @event("PaymentSucceeded")

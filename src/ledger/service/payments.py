@@ -124,19 +124,28 @@ class PaymentCommands(LedgerBase):
     ) -> Done[Payment]:
         """The gateway took the money: payment ``success`` and the order ``processing``.
 
-        If the order was cancelled while the client was paying (or the payment expired),
-        the money is taken and at once refunded in the same save, so escrow never keeps
-        money for a dead order.
+        If the order was cancelled while the client was paying (the payment expired, or an
+        earlier card was declined), the money is taken and at once given back in the same
+        save, so escrow never keeps money for a dead order.
 
         Raises:
             NotFound: unknown payment. Forbidden: the caller is not the gateway.
-            Conflict: amount or currency differ from the payment's.
+            Conflict: amount or currency differ from the payment's, or a second paid
+                transaction for a payment already paid (a person must refund it).
             AlreadyApplied: this webhook was recorded before.
             InvalidTransition: the payment is already settled.
         """
 
         def decide() -> list[Payment | Order]:
             payment, order, actor = self._settling(caller, payment_id, webhook_id)
+            if payment.status == PaymentStatus.SUCCESS and payment.transaction_id not in (
+                None,
+                transaction_id,
+            ):
+                raise Conflict(
+                    f"the gateway reports a second paid transaction {transaction_id} for a "
+                    f"payment already paid by {payment.transaction_id}: the client paid twice"
+                )
             if (amount, currency) != (payment.amount, payment.currency):
                 raise Conflict(
                     f"the gateway reports {amount} {currency} centimes, but the payment is "
@@ -243,7 +252,8 @@ class PaymentCommands(LedgerBase):
 
         Raises:
             NotFound: no payment for that order.
-            Conflict: amount or currency differ from the payment's.
+            Conflict: amount or currency differ from the payment's, or a second paid
+                transaction for a payment already paid (a person must refund it).
             AlreadyApplied: this notification was recorded before.
             InvalidTransition: it arrives out of order (a failure after the payment
                 succeeded, a second success): nothing is recorded.
