@@ -83,17 +83,25 @@ NewId = Annotated[UUID | None, Depends(_new_id)]
 def fresh(*names: str) -> Callable[..., None]:
     """A dependency honouring ``X-Ledger-Min-Position`` for routes reading ``names``.
 
-    Runs in the thread pool (it blocks on the runner's condition, never sleeps in steps).
+    It authenticates first (a stranger must not hold a thread for seconds), answers at
+    once for a position the store has not reached, and otherwise blocks on the runner's
+    condition in the thread pool (never sleeping in steps).
     """
 
     def wait(
         request: Request,
+        _: CallerDep,
         x_ledger_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
     ) -> None:
         if x_ledger_min_position is None:
             return
         runner: ProjectionRunner = request.app.state.runner
-        if not runner.wait_for(x_ledger_min_position, MAX_WAIT_SECONDS, names):
+        if runner.wait_for(x_ledger_min_position, 0, names):
+            return
+        head = runner.app.recorder.max_notification_id() or 0
+        if x_ledger_min_position > head or not runner.wait_for(
+            x_ledger_min_position, MAX_WAIT_SECONDS, names
+        ):
             raise ApiError(
                 503,
                 f"the read models have not reached position {x_ledger_min_position} yet",
