@@ -123,8 +123,8 @@ class IdempotencyStore:
                     "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key",
                     values,
                 )
-                txn.execute(_INSERT, values)
-                return Claim(won=True)
+                # Two requests may both find the row lapsed; only one re-inserts it.
+                return Claim(won=txn.execute(_INSERT, values) == 1)
         if row["request_hash"] != digest:
             return Claim(won=False, conflict=True)
         if row["status"] is None:

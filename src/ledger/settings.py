@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -111,19 +112,25 @@ class Settings(BaseSettings):
 
     def local_secret(self, name: str) -> str:
         """A random key generated once into ``var/<name>`` (mode 0600) and reused by every
-        process on the machine: development keys that need no set-up. Created with
-        O_EXCL, so two processes starting at once keep the first one written."""
+        process on the machine: development keys that need no set-up. Written to a
+        temporary file and linked into place, so a process never reads a half-written
+        key; when two start at once, the first link wins and both use it."""
         path = self.var_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.link(temporary, path)
             except FileExistsError:
                 pass
-            else:
-                with os.fdopen(fd, "w") as file:
-                    file.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+            finally:
+                os.unlink(temporary)
+        key = path.read_text().strip()
+        if not key:
+            raise SettingsError(f"{path} is empty: delete it to have a new key generated")
+        return key
 
     @property
     def gateway_key(self) -> str:

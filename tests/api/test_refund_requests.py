@@ -94,3 +94,14 @@ def test_support_confirms_a_refund_made_at_the_gateway(manual: Api) -> None:
     assert done.json()["refunds"][0]["reference"] == "YCP-REF-42"
     again = manual.client.post(path, json=body, headers=manual.as_(*SUPPORT))
     assert (again.status_code, again.json()["code"]) == (409, "invalid_transition")
+
+
+def test_a_refund_confirmed_by_hand_is_not_counted_again_by_its_webhook(manual: Api) -> None:
+    """Support quotes the gateway's refund id; the webhook about that refund then finds it."""
+    order, payment = cancelled_for_policy(manual)
+    path = f"/v1/payments/{payment['id']}/refunds/confirm"
+    done = manual.client.post(path, json={"reference": "yc-refund-9"}, headers=manual.as_(*SUPPORT))
+    assert done.json()["refundedAmount"] == 100.0
+    head = manual.app.state.ledger.recorder.max_notification_id()
+    assert refunded_webhook(manual, order, 10_000).json() == {"status": "duplicate"}
+    assert manual.app.state.ledger.recorder.max_notification_id() == head

@@ -241,3 +241,11 @@ def test_a_gateway_that_cannot_open_a_checkout_leaves_nothing(
         has(placed, status="pending", version=1)
 
     assert open_payment(api, order)["status"] == "pending"  # the gateway is back
+
+
+def test_a_deeply_nested_body_is_malformed_not_a_crash(api: Api) -> None:
+    path = form_path(open_payment(api, api.order(api.gig())))
+    answer = api.client.post(
+        path, content=b"[" * 50_000, headers={"Content-Type": "application/json"}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (400, "malformed_json")

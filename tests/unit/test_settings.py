@@ -196,3 +196,13 @@ def test_production_refuses_the_sandbox_gateway() -> None:
             LEDGER_GATEWAY="sandbox",
             _env_file=None,
         )
+
+
+def test_a_local_secret_is_made_once_and_an_empty_one_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(LEDGER_VAR_DIR=str(tmp_path), _env_file=None)
+    first = settings.local_secret("key")
+    assert len(first) >= 32 and settings.local_secret("key") == first
+    assert oct((tmp_path / "key").stat().st_mode & 0o777) == "0o600"
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(SettingsError, match="empty"):
+        settings.local_secret("empty")

@@ -91,7 +91,7 @@ async def pay(token_id: str, request: Request) -> Response:
 def _card(body: bytes, wants_json: bool) -> Card:
     try:
         fields: Any = json.loads(body) if wants_json else dict(parse_qsl(body.decode()))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "the card details are not readable", code="malformed_json") from None
     try:
         return Card.model_validate(fields)
@@ -109,7 +109,9 @@ def _charge(
     if card.expired(ledger.clock()):
         raise ValidationFailed("the card has expired", field="expiry")
     webhook = sandbox.charge(payment.order_id, payment.amount, payment.currency, card.card_number)
-    receive(ledger, webhook.body, webhook.signature, request_id)
+    outcome, _ = receive(ledger, webhook.body, webhook.signature, request_id)
+    if outcome != "recorded":  # another submit of this form settled it first
+        raise ApiError(409, "this payment was settled meanwhile", code="invalid_transition")
     return webhook.paid, str(payment.id)
 
 

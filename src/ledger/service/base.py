@@ -70,6 +70,13 @@ class LedgerBase(Application[UUID]):
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
 
+    def close(self) -> None:
+        """Close the store, and the gateway's HTTP client where it has one."""
+        closer = getattr(self.gateway, "close", None)
+        if callable(closer):
+            closer()
+        super().close()
+
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """Configure only from ``env`` (built by ``Settings``), never from ``os.environ``:
         a stray ``POSTGRES_HOST`` in the shell must not redirect the ledger's writes."""

@@ -212,6 +212,10 @@ class PaymentCommands(LedgerBase):
             if currency != payment.currency:
                 raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
             now = self.clock()
+            if reference is not None and any(
+                refund.get("reference") == reference for refund in payment.refunds
+            ):  # support already confirmed this very refund by hand
+                raise AlreadyApplied(f"refund {reference} is already recorded")
             if not payment.requested_refunds:
                 payment.refund(amount, GATEWAY_REFUND, actor, now, webhook_id)
                 return [payment]
@@ -326,6 +330,8 @@ class PaymentCommands(LedgerBase):
         if transaction_id is None or self.gateway is None:
             raise InvalidTransition("the gateway has named no transaction for this payment yet")
         found = self.gateway.lookup(transaction_id)
+        if found.order_id != str(payment.order_id):
+            raise Conflict(f"the gateway's transaction {found.id} is for another order")
         if found.status == "pending":
             return payment
         try:
@@ -335,7 +341,7 @@ class PaymentCommands(LedgerBase):
                 found,
                 caller.request_id,
             )
-        except (AlreadyApplied, InvalidTransition):
+        except (AlreadyApplied, InvalidTransition, ValidationFailed):
             return self._payment(payment_id)  # nothing new to record
         return done.aggregate
 
