@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
+    Busy,
     Conflict,
     Forbidden,
     InvalidTransition,
@@ -37,6 +38,7 @@ PROBLEM_JSON = "application/problem+json"
 STATUS_OF: Sequence[tuple[type[LedgerError], int]] = (
     (GatewayRefused, 502),  # before GatewayError, its base
     (GatewayError, 503),
+    (Busy, 503),  # transient: not kept as an idempotent answer, and retried
     (NotFound, 404),
     (Forbidden, 403),
     (InvalidTransition, 409),
@@ -109,7 +111,9 @@ def ledger_problem(error: LedgerError) -> JSONResponse:
     errors = None
     if isinstance(error, ValidationFailed):
         errors = [{"field": error.field or "", "message": error.detail}]
-    return problem(status_of(error), error.detail, code=error.code, errors=errors)
+    status = status_of(error)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return problem(status, error.detail, code=error.code, errors=errors, headers=headers)
 
 
 def _validation_problem(error: RequestValidationError) -> JSONResponse:

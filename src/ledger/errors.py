@@ -7,6 +7,7 @@
      ├── Conflict             clashes with what is already stored
      │    ├── VersionMismatch the caller's expected version is not the current one
      │    └── AlreadyApplied  this gateway notification already had its effect
+     ├── Busy                 the aggregate changed too often while the command ran; retry
      └── ValidationFailed     a value is malformed or out of range
           └── InvalidCursor   a page cursor that names no item of the list
 
@@ -66,6 +67,12 @@ class AlreadyApplied(Conflict):
     """A gateway notification (webhook id) that was already recorded: no second effect."""
 
     code = "already_applied"
+
+
+class Busy(LedgerError):
+    """Lost the race for one aggregate every time: nothing was stored; try again."""
+
+    code = "busy"
 
 
 class ValidationFailed(LedgerError):

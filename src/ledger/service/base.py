@@ -29,7 +29,7 @@ from ledger.domain.gig import Gig
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
-from ledger.errors import Conflict, NotFound, VersionMismatch
+from ledger.errors import Busy, Conflict, NotFound, VersionMismatch
 from ledger.gateway.port import PaymentGateway
 from ledger.store import RECORDER_TOPICS
 
@@ -146,8 +146,8 @@ class LedgerBase(Application[UUID]):
         then is the id checked, to answer ``taken``.
 
         Raises:
-            Conflict: the id ``creates`` names exists, or still losing races after
-                ``max_attempts`` (a very hot aggregate).
+            Conflict: the id ``creates`` names exists.
+            Busy: still losing races after ``max_attempts`` (a very hot aggregate).
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
         for _ in range(self.max_attempts):
@@ -159,7 +159,7 @@ class LedgerBase(Application[UUID]):
                     raise Conflict(taken or f"{creates} already exists") from None
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
-        raise Conflict("the resource changed too often while this command ran; try again")
+        raise Busy("the resource changed too often while this command ran; try again")
 
     # -- telling others ---------------------------------------------------------------------
 
