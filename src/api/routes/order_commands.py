@@ -9,13 +9,16 @@ that is not the current version.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from api import schemas
 from api.deps import CallerDep, ExpectedVersion, LedgerDep
 from api.routes.common import ExactJSONRoute, done_order, parse_id
+from ledger.actors import Caller
 from ledger.domain.order import Order
 from ledger.domain.values import CancelReason
 from ledger.service import Done, LedgerApp
@@ -27,18 +30,38 @@ Answer = dict[str, Any]
 Bodyless = Callable[[LedgerApp], Callable[..., Done[Order]]]
 
 
+@dataclass(frozen=True)
+class OnOrder:
+    """What every order command needs: who asks, the ledger, which order, which version."""
+
+    caller: Caller
+    ledger: LedgerApp
+    order_id: UUID
+    expected: int | None
+    response: Response
+
+    def answer(self, done: Done[Order]) -> Answer:
+        return done_order(self.response, done)
+
+
+async def _on_order(
+    order_id: str,
+    caller: CallerDep,
+    ledger: LedgerDep,
+    expected: ExpectedVersion,
+    response: Response,
+) -> OnOrder:
+    return OnOrder(caller, ledger, parse_id(order_id, "order"), expected, response)
+
+
+OnOrderDep = Annotated[OnOrder, Depends(_on_order)]
+
+
 def _bodyless(path: str, command: Bodyless, summary: str) -> None:
     """Register a command that needs nothing but the order (and the caller)."""
 
-    def endpoint(
-        order_id: str,
-        caller: CallerDep,
-        ledger: LedgerDep,
-        expected: ExpectedVersion,
-        response: Response,
-    ) -> Answer:
-        done = command(ledger)(caller, parse_id(order_id, "order"), expected)
-        return done_order(response, done)
+    def endpoint(on: OnOrderDep) -> Answer:
+        return on.answer(command(on.ledger)(on.caller, on.order_id, on.expected))
 
     router.add_api_route(
         path,
@@ -70,115 +93,55 @@ _bodyless(
 
 
 @router.post("/requirements", response_model=schemas.Order)
-def submit_requirements(
-    order_id: str,
-    body: schemas.RequirementsIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def submit_requirements(body: schemas.RequirementsIn, on: OnOrderDep) -> Answer:
     """Client tells the freelancer what they need."""
-    oid = parse_id(order_id, "order")
-    return done_order(response, ledger.submit_requirements(caller, oid, body.text, expected))
+    return on.answer(on.ledger.submit_requirements(on.caller, on.order_id, body.text, on.expected))
 
 
 @router.post("/deliver", response_model=schemas.Order)
-def deliver(
-    order_id: str,
-    body: schemas.DeliveryIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def deliver(body: schemas.DeliveryIn, on: OnOrderDep) -> Answer:
     """Freelancer delivers (which also confirms an order not yet accepted)."""
-    oid = parse_id(order_id, "order")
-    return done_order(response, ledger.deliver_order(caller, oid, body.message, expected))
+    return on.answer(on.ledger.deliver_order(on.caller, on.order_id, body.message, on.expected))
 
 
 @router.post("/request-revision", response_model=schemas.Order)
-def request_revision(
-    order_id: str,
-    body: schemas.ReasonIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def request_revision(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Client asks for changes, within the revisions the package allows."""
-    oid = parse_id(order_id, "order")
-    return done_order(response, ledger.request_revision(caller, oid, body.reason, expected))
+    return on.answer(on.ledger.request_revision(on.caller, on.order_id, body.reason, on.expected))
 
 
 @router.post("/cancellation-requests", response_model=schemas.Order)
-def request_cancellation(
-    order_id: str,
-    body: schemas.ReasonIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def request_cancellation(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Either party proposes to cancel by mutual agreement."""
-    oid = parse_id(order_id, "order")
-    return done_order(response, ledger.request_cancellation(caller, oid, body.reason, expected))
+    return on.answer(
+        on.ledger.request_cancellation(on.caller, on.order_id, body.reason, on.expected)
+    )
 
 
 @router.post("/cancel", response_model=schemas.Order)
-def cancel(
-    order_id: str,
-    body: schemas.CancelIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def cancel(body: schemas.CancelIn, on: OnOrderDep) -> Answer:
     """Client withdraws a pending order; support or admin cancel for a policy violation."""
-    oid = parse_id(order_id, "order")
     reason = CancelReason(body.reason)
-    return done_order(response, ledger.cancel_order(caller, oid, reason, body.note, expected))
+    return on.answer(on.ledger.cancel_order(on.caller, on.order_id, reason, body.note, on.expected))
 
 
 @router.post("/disputes", response_model=schemas.Order)
-def open_dispute(
-    order_id: str,
-    body: schemas.ReasonIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def open_dispute(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Either party disputes an order in progress; support resolves it."""
-    oid = parse_id(order_id, "order")
-    return done_order(response, ledger.open_dispute(caller, oid, body.reason, expected))
+    return on.answer(on.ledger.open_dispute(on.caller, on.order_id, body.reason, on.expected))
 
 
 @router.post("/disputes/resolve", response_model=schemas.Order)
-def resolve_dispute(
-    order_id: str,
-    body: schemas.ResolutionIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def resolve_dispute(body: schemas.ResolutionIn, on: OnOrderDep) -> Answer:
     """Support releases the money, refunds it, or splits it (``refundAmount`` back)."""
-    oid = parse_id(order_id, "order")
-    done = ledger.resolve_dispute(caller, oid, body.outcome, body.refund_amount, expected)
-    return done_order(response, done)
+    done = on.ledger.resolve_dispute(
+        on.caller, on.order_id, body.outcome, body.refund_amount, on.expected
+    )
+    return on.answer(done)
 
 
 @router.post("/review", response_model=schemas.Order)
-def review(
-    order_id: str,
-    body: schemas.ReviewIn,
-    caller: CallerDep,
-    ledger: LedgerDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> Answer:
+def review(body: schemas.ReviewIn, on: OnOrderDep) -> Answer:
     """Client rates the completed order, once."""
-    oid = parse_id(order_id, "order")
-    done = ledger.review_order(caller, oid, body.rating, body.comment, expected)
-    return done_order(response, done)
+    done = on.ledger.review_order(on.caller, on.order_id, body.rating, body.comment, on.expected)
+    return on.answer(done)
