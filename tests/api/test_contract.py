@@ -18,6 +18,7 @@ from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.money import to_centimes
 from tests.api.conftest import BASIC, Api
+from tests.api_shapes import GIG_KEYS, ORDER_KEYS, PAYMENT_KEYS
 from tests.conftest import START, FakeClock
 
 STANDARD = {
@@ -27,18 +28,6 @@ STANDARD = {
     "revisions": 2,
     "description": "Three logos",
 }
-GIG_KEYS = {
-    "id", "freelancerId", "title", "currency", "packages", "rating", "createdAt", "updatedAt",
-}  # fmt: skip
-ORDER_KEYS = {
-    "id", "userId", "gigId", "packageId", "freelancerId", "status", "stage", "totalAmount",
-    "currency", "package", "revisionsUsed", "requirements", "dueAt", "createdAt", "updatedAt",
-    "version",
-}  # fmt: skip
-PAYMENT_KEYS = {
-    "id", "orderId", "status", "amount", "currency", "paymentMethod", "transactionId",
-    "failureReason", "refundedAmount", "refunds", "checkout", "createdAt", "updatedAt", "version",
-}  # fmt: skip
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 CLIENT, FREELANCER, SUPPORT = ("client-1",), ("freelancer-1",), ("support-1", "support")
 

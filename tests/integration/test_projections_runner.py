@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.api_shapes import GIG_KEYS, ORDER_KEYS, PAYMENT_KEYS
 from tests.conftest import FakeClock
 from tests.integration.projection_helpers import (
     GATEWAY,
@@ -44,25 +45,6 @@ from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
 NAMES = {"orders", "payments", "gigs"}
-ORDER_KEYS = {
-    "id", "userId", "gigId", "packageId", "freelancerId", "status", "stage", "totalAmount",
-    "currency", "package", "revisionsUsed", "requirements", "dueAt", "createdAt", "updatedAt",
-    "version",
-}  # fmt: skip
-PAYMENT_KEYS = {
-    "id", "orderId", "status", "amount", "currency", "paymentMethod", "transactionId",
-    "failureReason", "refundedAmount", "refunds", "checkout", "createdAt", "updatedAt", "version",
-}  # fmt: skip
-GIG_KEYS = {
-    "id",
-    "freelancerId",
-    "title",
-    "currency",
-    "packages",
-    "rating",
-    "createdAt",
-    "updatedAt",
-}
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan"), Caller("ben")]
 
