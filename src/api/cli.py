@@ -4,6 +4,8 @@ ledger serve [--host H] [--port P] [--no-projections]
 ledger worker
 ledger projections status
 ledger projections rebuild [NAME ...]
+ledger books trial-balance
+ledger books export --format csv|ndjson [--output FILE]
 ledger token --sub USER_ID [--role ROLE ...] [--hours N]
 ledger demo [--if-empty]
 """
@@ -17,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -57,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("status", help="each projection's position and lag")
     rebuild = actions.add_parser("rebuild", help="drop read models and replay every event")
     rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
+    books = commands.add_parser("books", help="the escrow ledger, for auditors")
+    books_actions = books.add_subparsers(dest="action", required=True)
+    books_actions.add_parser("trial-balance", help="accounts and totals; exit 1 if unbalanced")
+    export = books_actions.add_parser("export", help="every journal entry, oldest first")
+    export.add_argument("--format", choices=("csv", "ndjson"), required=True)
+    export.add_argument("--output", type=Path, help="a file to write (default: stdout)")
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--sub", required=True, help="the user id the token speaks for")
     token.add_argument(
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve,
         "worker": _worker,
         "projections": _projections,
+        "books": _books,
         "token": _token,
         "demo": _demo,
     }[args.command]
@@ -114,7 +124,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         ticker.start()
         console.print(
             f"worker running: {', '.join(runner.projections)};"
-            " timers: payment expiry, idempotency keys"
+            " timers: payment expiry, funds clearance, idempotency keys"
         )
         stopping.wait()
         ticker.stop()
@@ -175,6 +185,21 @@ def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
     seconds = time.perf_counter() - started
     rate = events / seconds if seconds else 0.0
     console.print(f"rebuilt: {events:,} events applied in {seconds:.2f} s ({rate:,.0f} events/s)")
+    return 0
+
+
+def _books(settings: Settings, args: argparse.Namespace) -> int:
+    from api.books import export, open_books, print_trial_balance
+
+    with open_books(settings, console) as books:
+        if args.action == "trial-balance":
+            return print_trial_balance(books, Console())
+        if args.output is None:
+            count = export(books, args.format, sys.stdout)
+        else:
+            with args.output.open("w", encoding="utf-8", newline="") as out:
+                count = export(books, args.format, out)
+    console.print(f"exported {count:,} journal entries")
     return 0
 
 

@@ -21,6 +21,7 @@ from fastapi import Depends, Header, Request
 from api.auth import Authenticator
 from api.problems import ApiError
 from ledger.actors import Caller
+from ledger.errors import Forbidden
 from ledger.service import LedgerApp
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
@@ -73,9 +74,18 @@ async def _new_id(
     return new_id
 
 
+async def _staff_reader(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    """Raises: Forbidden, for anyone but support, auditors and admins (the books are not
+    a party's to read: they show every order's money)."""
+    if not caller.is_staff_reader:
+        raise Forbidden("only support, auditors and admins may read this")
+    return caller
+
+
 LedgerDep = Annotated[LedgerApp, Depends(_ledger)]
 ReadModelsDep = Annotated[ReadModels, Depends(_read_models)]
 CallerDep = Annotated[Caller, Depends(_caller)]
+StaffReaderDep = Annotated[Caller, Depends(_staff_reader)]
 ExpectedVersion = Annotated[int | None, Depends(_expected_version)]
 NewId = Annotated[UUID | None, Depends(_new_id)]
 

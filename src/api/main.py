@@ -22,7 +22,16 @@ from api.idempotency import IdempotencyStore
 from api.metrics import MeasureRequests, Metrics
 from api.middleware import InputLimits, RequestId
 from api.replay import Idempotency
-from api.routes import gigs, operations, order_commands, orders, payments, sandbox, webhooks
+from api.routes import (
+    gigs,
+    ledger,
+    operations,
+    order_commands,
+    orders,
+    payments,
+    sandbox,
+    webhooks,
+)
 from api.timers import build_ticker
 from ledger.bootstrap import build_ledger
 from ledger.clock import Clock, utc_now
@@ -67,7 +76,7 @@ def create_app(
     )
     app.state.auth = Authenticator(signing_key(settings))
     problems.install(app)
-    for router in (gigs, orders, order_commands, payments, webhooks, operations):
+    for router in (gigs, orders, order_commands, payments, ledger, webhooks, operations):
         app.include_router(router.router)
     if settings.gateway == "sandbox":
         app.include_router(sandbox.router)

@@ -222,6 +222,51 @@ class Payment(Schema):
     version: int
 
 
+class Account(Schema):
+    """``balance`` has the account's natural sign: what the gateway holds (assets), what
+    is owed (liabilities), what was earned (revenue)."""
+
+    account: str
+    debits: Money
+    credits: Money
+    balance: Money
+
+
+class Accounts(Schema):
+    data: list[Account]
+
+
+class PostingOut(Schema):
+    account: str
+    debit: Money
+    credit: Money
+
+
+class Entry(Schema):
+    id: str
+    order_id: str
+    payment_id: str
+    position: int
+    at: Timestamp
+    description: str
+    postings: list[PostingOut]
+
+
+class TrialBalance(Schema):
+    debits: Money
+    credits: Money
+    balanced: bool
+
+
+class Balance(Schema):
+    """What the platform owes a freelancer: released but still pending clearance, and
+    cleared (``available``)."""
+
+    pending_clearance: Money
+    available: Money
+    currency: str
+
+
 Item = TypeVar("Item")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -26,25 +27,44 @@ log = logging.getLogger("api.timers")
 Timer = Callable[[], int]
 
 
-class PaymentExpiry:
-    """Fails payments left pending past ``LEDGER_PAYMENT_EXPIRY_MINUTES`` and cancels
-    their orders (``payment_failed``, note ``expired``)."""
+@dataclass(frozen=True)
+class DueTimer:
+    """Acts on everything the read models show due: each candidate whose moment is older
+    than ``after``, which ``act`` then decides again on the aggregate (``None`` when it
+    finds nothing due after all)."""
 
-    def __init__(
-        self, ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock
-    ) -> None:
-        self.ledger, self.models, self.after, self.clock = ledger, models, after, clock
+    name: str
+    candidates: Callable[[str], list[str]]
+    """Ids of what may be due, given the ISO time before which it becomes due."""
+    act: Callable[[UUID, timedelta], object | None]
+    after: timedelta
+    clock: Clock
 
     def __call__(self) -> int:
-        """Expire what is due now; returns how many payments expired."""
+        """Act on what is due now; returns how many were acted on."""
         due = iso(self.clock() - self.after) or ""
-        expired = 0
-        for payment_id in self.models.pending_payment_ids(created_before=due):
+        acted = 0
+        for candidate in self.candidates(due):
             try:
-                expired += self.ledger.expire_payment(UUID(payment_id), self.after) is not None
+                acted += self.act(UUID(candidate), self.after) is not None
             except LedgerError as error:  # gone or refused meanwhile: the next round decides
-                log.warning("could not expire payment %s: %s", payment_id, error.detail)
-        return expired
+                log.warning("%s %s failed: %s", self.name, candidate, error.detail)
+        return acted
+
+
+def payment_expiry(ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock) -> Timer:
+    """Fails payments left pending past ``LEDGER_PAYMENT_EXPIRY_MINUTES`` and cancels
+    their orders (``payment_failed``, note ``expired``)."""
+    return DueTimer(
+        "expire payment", models.pending_payment_ids, ledger.expire_payment, after, clock
+    )
+
+
+def funds_clearance(ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock) -> Timer:
+    """Clears freelancers' shares released ``LEDGER_CLEARANCE_DAYS`` ago (``FundsCleared``)."""
+    return DueTimer(
+        "clear funds of order", models.escrow.orders_to_clear, ledger.clear_funds, after, clock
+    )
 
 
 def build_ticker(
@@ -54,11 +74,12 @@ def build_ticker(
     clock: Clock,
     idempotency: IdempotencyStore,
 ) -> Ticker:
-    """Payment expiry, and forgetting idempotency keys older than 24 h."""
-    expiry = PaymentExpiry(
+    """Payment expiry, funds clearance, and forgetting idempotency keys older than 24 h."""
+    expiry = payment_expiry(
         ledger, models, timedelta(minutes=settings.payment_expiry_minutes), clock
     )
-    return Ticker([expiry, idempotency.purge])
+    clearance = funds_clearance(ledger, models, timedelta(days=settings.clearance_days), clock)
+    return Ticker([expiry, clearance, idempotency.purge])
 
 
 class Ticker:

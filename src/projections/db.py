@@ -95,6 +95,18 @@ class Txn:
         self._cursor.execute(self._sql(sql), params or {})
         return [dict(row) for row in self._cursor.fetchall()]
 
+    def rows_in(self, select: str, column: str, ids: Sequence[str]) -> Iterator[Row]:
+        """The rows of ``select`` (``SELECT … FROM table``) whose ``column`` is one of
+        ``ids``: on PostgreSQL in one query, the ids in one array parameter; on SQLite in
+        one query per 500 ids (older builds take at most 999 parameters)."""
+        if ids and self._postgres:
+            yield from self.all(f"{select} WHERE {column} = ANY(:ids::text[])", {"ids": ids})
+            return
+        for start in range(0, len(ids), 500):
+            names = {f"id{i}": value for i, value in enumerate(ids[start : start + 500])}
+            marks = ", ".join(":" + name for name in names)
+            yield from self.all(f"{select} WHERE {column} IN ({marks})", names)
+
     def lock_schema(self) -> None:
         """Hold ``ledger.store.SCHEMA_LOCK`` until this transaction ends, before creating
         tables: concurrent ``CREATE TABLE IF NOT EXISTS`` can fail on PostgreSQL. (SQLite

@@ -1,34 +1,16 @@
 """Queries of the read models, answering in the shapes of API.md (camelCase, MAD decimals).
-
-Lists are newest first, ordered by the position of each item's first event (unique and
-increasing), and paged with ``limit`` and ``startingAfter``: the cursor is looked up in the
-same filtered list, so a cursor from another list is refused rather than silently skipping.
-"""
+Lists are paged as ``projections.paging`` says."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ledger.domain.values import OrderStatus, PaymentStatus
-from ledger.errors import InvalidCursor, ValidationFailed
 from ledger.money import CURRENCY, from_centimes
 from projections.db import Database, Row
-
-MAX_LIMIT = 100
-Filters = dict[str, tuple[str, Any]]
-"""Column filters: name → (SQL condition with ``:name``, value); ``None`` values are ignored."""
-
-
-@dataclass(frozen=True)
-class Page:
-    data: list[dict[str, Any]]
-    has_more: bool
-
-    def as_api(self) -> dict[str, Any]:
-        return {"data": self.data, "hasMore": self.has_more}
+from projections.escrow_queries import EscrowQueries
+from projections.paging import Filters, Page, check_choice, one, page
 
 
 class ReadModels:
@@ -36,11 +18,13 @@ class ReadModels:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.escrow = EscrowQueries(db)
+        """The escrow ledger's books: accounts, entries, balances."""
 
     # -- orders -----------------------------------------------------------------------------
 
     def order(self, order_id: str) -> dict[str, Any] | None:
-        return self._one("orders", order_id, order_view)
+        return one(self.db, "orders", order_id, order_view)
 
     def order_row(self, order_id: str) -> Row | None:
         """The raw row (parties and status), for the API's access checks."""
@@ -57,14 +41,14 @@ class ReadModels:
         limit: int = 20,
         starting_after: str | None = None,
     ) -> Page:
-        _check_choice(status, OrderStatus, "status")
+        check_choice(status, OrderStatus, "status")
         filters: Filters = {
             "status": ("status = :status", status),
             "client_id": ("user_id = :client_id", client_id),
             "freelancer_id": ("freelancer_id = :freelancer_id", freelancer_id),
             "party_id": ("(user_id = :party_id OR freelancer_id = :party_id)", party_id),
         }
-        return self._page("orders", filters, limit, starting_after, order_view)
+        return page(self.db, "orders", filters, limit, starting_after, order_view)
 
     def order_history(self, order_id: str) -> list[dict[str, Any]]:
         rows = self.db.read(
@@ -75,7 +59,7 @@ class ReadModels:
     # -- payments ---------------------------------------------------------------------------
 
     def payment(self, payment_id: str) -> dict[str, Any] | None:
-        return self._one("payments", payment_id, payment_view)
+        return one(self.db, "payments", payment_id, payment_view)
 
     def payment_row(self, payment_id: str) -> Row | None:
         rows = self.db.read("SELECT * FROM payments WHERE id = :id", {"id": payment_id})
@@ -95,14 +79,14 @@ class ReadModels:
         limit: int = 20,
         starting_after: str | None = None,
     ) -> Page:
-        _check_choice(status, PaymentStatus, "status")
+        check_choice(status, PaymentStatus, "status")
         filters: Filters = {
             "status": ("status = :status", status),
             "order_id": ("order_id = :order_id", order_id),
             "transaction_id": ("transaction_id = :transaction_id", transaction_id),
             "party_id": ("(client_id = :party_id OR freelancer_id = :party_id)", party_id),
         }
-        return self._page("payments", filters, limit, starting_after, payment_view)
+        return page(self.db, "payments", filters, limit, starting_after, payment_view)
 
     def pending_payment_ids(self, created_before: str, limit: int = 500) -> list[str]:
         """Payments the read model still shows pending, created before an ISO time, oldest
@@ -117,7 +101,7 @@ class ReadModels:
     # -- gigs -------------------------------------------------------------------------------
 
     def gig(self, gig_id: str) -> dict[str, Any] | None:
-        return self._one("gigs", gig_id, gig_view)
+        return one(self.db, "gigs", gig_id, gig_view)
 
     def gigs(
         self,
@@ -127,50 +111,7 @@ class ReadModels:
         starting_after: str | None = None,
     ) -> Page:
         filters: Filters = {"freelancer_id": ("freelancer_id = :freelancer_id", freelancer_id)}
-        return self._page("gigs", filters, limit, starting_after, gig_view)
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _one(
-        self, table: str, item_id: str, view: Callable[[Row], dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        rows = self.db.read(f"SELECT * FROM {table} WHERE id = :id", {"id": item_id})
-        return view(rows[0]) if rows else None
-
-    def _page(
-        self,
-        table: str,
-        filters: Filters,
-        limit: int,
-        starting_after: str | None,
-        view: Callable[[Row], dict[str, Any]],
-    ) -> Page:
-        """Raises: ValidationFailed (limit out of range), InvalidCursor."""
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-            raise ValidationFailed(f"limit must be from 1 to {MAX_LIMIT}", field="limit")
-        params = {name: value for name, (_, value) in filters.items() if value is not None}
-        where = [condition for name, (condition, _) in filters.items() if name in params]
-        if starting_after is not None:
-            cursor = self.db.read(
-                f"SELECT position FROM {table} WHERE {' AND '.join([*where, 'id = :cursor'])}",
-                {**params, "cursor": starting_after},
-            )
-            if not cursor:
-                raise InvalidCursor(starting_after)
-            where.append("position < :before")
-            params["before"] = cursor[0]["position"]
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.db.read(
-            f"SELECT * FROM {table} {clause} ORDER BY position DESC LIMIT :limit",
-            {**params, "limit": limit + 1},
-        )
-        return Page([view(row) for row in rows[:limit]], has_more=len(rows) > limit)
-
-
-def _check_choice(value: str | None, choices: Any, field: str) -> None:
-    if value is not None and value not in {str(choice) for choice in choices}:
-        allowed = ", ".join(str(choice) for choice in choices)
-        raise ValidationFailed(f"{field} must be one of {allowed}", field=field)
+        return page(self.db, "gigs", filters, limit, starting_after, gig_view)
 
 
 def package_view(package: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ledger.service import LedgerApp
 from projections.base import Projection
+from projections.models.escrow import EscrowLedger
 from projections.models.gigs import GigCatalog
 from projections.models.orders import OrderHistory
 from projections.models.payments import PaymentRecords
@@ -12,7 +13,12 @@ from projections.runner import ProjectionRunner
 
 def all_projections(app: LedgerApp) -> list[Projection]:
     transcoder = app.mapper.transcoder
-    return [OrderHistory(transcoder), PaymentRecords(transcoder), GigCatalog(transcoder)]
+    return [
+        OrderHistory(transcoder),
+        PaymentRecords(transcoder),
+        GigCatalog(transcoder),
+        EscrowLedger(),
+    ]
 
 
 def build_runner(app: LedgerApp, **options: float) -> ProjectionRunner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, Snapshot
@@ -51,8 +51,8 @@ class Evolver(Generic[A]):
     """Applies a batch of events to the aggregates they belong to.
 
     The aggregates a batch continues (not those it creates) are loaded from the projection's
-    table in one query (one per 500 ids on SQLite), not one per aggregate: rebuilds spend
-    their time applying events.
+    table together (``Txn.rows_in``), not one query per aggregate: rebuilds spend their time
+    applying events.
     """
 
     def __init__(self, codec: StateCodec[A], txn: Txn, table: str) -> None:
@@ -80,24 +80,13 @@ class Evolver(Generic[A]):
 
     def _load(self, ids: set[UUID]) -> None:
         missing = sorted(str(i) for i in ids if i not in self.aggregates)
-        for sql, params in self._selects(missing):
-            for row in self.txn.all(sql, params):
-                aggregate_id = UUID(row["id"])
-                at = datetime.fromisoformat(row["updated_at"])
-                self.aggregates[aggregate_id] = self.codec.load(
-                    aggregate_id, row["version"], row["state"], at
-                )
-
-    def _selects(self, ids: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The queries for the rows of ``ids``: on PostgreSQL one, the ids in one array
-        parameter; on SQLite one per 500 ids (older builds take at most 999 parameters)."""
-        select = f"SELECT id, version, state, updated_at FROM {self.table} WHERE id"
-        if ids and self.txn.postgres:
-            yield f"{select} = ANY(:ids::text[])", {"ids": ids}
-            return
-        for start in range(0, len(ids), 500):
-            names = {f"id{i}": value for i, value in enumerate(ids[start : start + 500])}
-            yield f"{select} IN ({', '.join(':' + name for name in names)})", names
+        select = f"SELECT id, version, state, updated_at FROM {self.table}"
+        for row in self.txn.rows_in(select, "id", missing):
+            aggregate_id = UUID(row["id"])
+            at = datetime.fromisoformat(row["updated_at"])
+            self.aggregates[aggregate_id] = self.codec.load(
+                aggregate_id, row["version"], row["state"], at
+            )
 
     def touched(self) -> Sequence[A]:
         return list(self.aggregates.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.timers import PaymentExpiry
+from api.timers import Timer, payment_expiry
 from tests.api.conftest import Api
 from tests.conftest import FakeClock
 
@@ -20,9 +20,9 @@ def pay_pending(api: Api) -> tuple[dict, dict]:
     return order, created.json()
 
 
-def expiry(api: Api, clock: FakeClock) -> PaymentExpiry:
+def expiry(api: Api, clock: FakeClock) -> Timer:
     state = api.app.state
-    return PaymentExpiry(state.ledger, state.read_models, timedelta(minutes=30), clock)
+    return payment_expiry(state.ledger, state.read_models, timedelta(minutes=30), clock)
 
 
 def test_a_payment_pending_past_its_expiry_fails_and_cancels_its_order(

@@ -49,9 +49,12 @@ def test_a_read_model_of_an_older_shape_is_rebuilt_from_the_log(
                 txn.execute("DELETE FROM projection_versions")
 
     with open_runner(stored_app) as upgraded:
-        positions = tracked(upgraded)
-        assert positions["payments"] == 0, "the payments read model starts again"
-        assert positions["orders"] == positions["gigs"] == head(stored_app), "others kept"
+        projections = upgraded.projections
+        stale = {"payments"} if recorded else {n for n, p in projections.items() if p.version > 1}
+        assert "payments" in stale
+        assert tracked(upgraded) == {
+            name: 0 if name in stale else head(stored_app) for name in projections
+        }, "the stale read models start again, the others are kept"
         upgraded.run_once()
         assert dump(upgraded) == expected
         versions = upgraded.db.read("SELECT name, version FROM projection_versions")

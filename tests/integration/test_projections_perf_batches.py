@@ -27,7 +27,7 @@ from projections.db import Txn
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = ["gigs", "orders", "payments"]
+NAMES = ["escrow", "gigs", "orders", "payments"]
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan")]
 

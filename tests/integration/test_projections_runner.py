@@ -44,7 +44,7 @@ from projections.db import Txn
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = {"orders", "payments", "gigs"}
+NAMES = {"orders", "payments", "gigs", "escrow"}
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan"), Caller("ben")]
 

@@ -17,7 +17,8 @@ from ledger.errors import NotFound
 from ledger.service import Done
 from projections.models.orders import order_row
 from projections.models.payments import payment_row
-from projections.queries import MAX_LIMIT, order_view, payment_view
+from projections.paging import MAX_LIMIT
+from projections.queries import order_view, payment_view
 
 
 class _ExactJSONRequest(Request):

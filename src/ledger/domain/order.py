@@ -56,6 +56,8 @@ class Order(Aggregate):
         "open_dispute": PARTIES,
         "resolve_dispute": ("support", "admin"),
         "review": ("client",),
+        "take_gateway_refund": ("gateway",),
+        "clear_funds": ("clock",),
         CancelReason.CLIENT_WITHDREW: ("client",),
         CancelReason.POLICY_VIOLATION: ("support", "admin"),
         CancelReason.PAYMENT_FAILED: ("gateway", "clock"),
@@ -95,8 +97,11 @@ class Order(Aggregate):
         self.cancel_reason: CancelReason | None = None
         self.dispute_outcome: DisputeOutcome | None = None
         self.refunded = 0
+        self.refunded_at_gateway = 0
         self.fee = 0
         self.net = 0
+        self.released_at: datetime | None = None
+        self.funds_cleared_at: datetime | None = None
         self.rating: int | None = None
         self.review_comment: str | None = None
 
@@ -125,6 +130,12 @@ class Order(Aggregate):
     @property
     def is_terminal(self) -> bool:
         return self.status in (COMPLETED, CANCELLED)
+
+    @property
+    def held(self) -> int:
+        """What escrow holds for this order while it runs: what was paid, less what the
+        gateway gave back on its own. Payouts, fees and refunds are all cut from this."""
+        return self.paid_amount - self.refunded_at_gateway
 
     # -- payment ----------------------------------------------------------------------------
 
@@ -195,13 +206,14 @@ class Order(Aggregate):
         """The client accepts the delivery (or the clock does, after the waiting period)."""
         self._require(actor, "complete")
         self._require_state("complete", stage=[Stage.DELIVERED])
-        fee = fee_of(self.total, self.fee_rate_bp)
-        self._completed(fee, self.total - fee, actor, timestamp)
+        fee = fee_of(self.held, self.fee_rate_bp)
+        self._completed(fee, self.held - fee, actor, timestamp)
 
     @event("OrderCompleted")
     def _completed(self, fee: int, net: int, actor: Actor, timestamp: datetime) -> None:
         self.status, self.stage = COMPLETED, Stage.CLOSED
         self.fee, self.net = fee, net
+        self.released_at = timestamp
 
     def review(self, rating: int, comment: str | None, actor: Actor, timestamp: datetime) -> None:
         self._require(actor, "review")
@@ -258,8 +270,9 @@ class Order(Aggregate):
         """
         self._require_answer(actor, "accept", by_requester=False)
         self._cancellation_accepted(actor, timestamp)
-        self._cancelled(CancelReason.MUTUAL_AGREEMENT, None, self.paid_amount, actor, timestamp)
-        return self.paid_amount
+        refund = self.held
+        self._cancelled(CancelReason.MUTUAL_AGREEMENT, None, refund, actor, timestamp)
+        return refund
 
     @event("CancellationAccepted")
     def _cancellation_accepted(self, actor: Actor, timestamp: datetime) -> None:
@@ -295,8 +308,9 @@ class Order(Aggregate):
             check_text(note, "note", max_length=MAX_TEXT, required=False)
         allowed = [PENDING, PROCESSING] if reason == CancelReason.POLICY_VIOLATION else [PENDING]
         self._require_state(f"cancel ({reason})", status=allowed)
-        self._cancelled(reason, note, self.paid_amount, actor, timestamp)
-        return self.paid_amount
+        refund = self.held
+        self._cancelled(reason, note, refund, actor, timestamp)
+        return refund
 
     @event("OrderCancelled")
     def _cancelled(
@@ -337,7 +351,7 @@ class Order(Aggregate):
         self._require(actor, "resolve_dispute")
         self._require_state("resolve a dispute on", stage=[Stage.IN_DISPUTE])
         refund = self._dispute_refund(DisputeOutcome(outcome), refund)
-        kept = self.paid_amount - refund
+        kept = self.held - refund
         fee = fee_of(kept, self.fee_rate_bp)
         self._dispute_resolved(outcome, refund, fee, kept - fee, actor, timestamp)
         return refund
@@ -346,10 +360,10 @@ class Order(Aggregate):
         if outcome != DisputeOutcome.SPLIT:
             if refund is not None:
                 raise ValidationFailed("refundAmount is only for a split", field="refundAmount")
-            return self.paid_amount if outcome == DisputeOutcome.REFUND else 0
-        if refund is None or isinstance(refund, bool) or not 0 < refund < self.paid_amount:
+            return self.held if outcome == DisputeOutcome.REFUND else 0
+        if refund is None or isinstance(refund, bool) or not 0 < refund < self.held:
             raise ValidationFailed(
-                "a split needs a refundAmount above 0 and below the amount paid",
+                "a split needs a refundAmount above 0 and below the amount held in escrow",
                 field="refundAmount",
             )
         return refund
@@ -366,8 +380,54 @@ class Order(Aggregate):
     ) -> None:
         self.dispute_outcome = DisputeOutcome(outcome)
         self.refunded, self.fee, self.net = refund, fee, net
+        if fee + net:
+            self.released_at = timestamp
         if self.dispute_outcome == DisputeOutcome.REFUND:
             self.status, self.cancel_reason = CANCELLED, CancelReason.DISPUTE_REFUND
         else:
             self.status = COMPLETED
         self.stage = Stage.CLOSED
+
+    # -- money after the fact ---------------------------------------------------------------
+
+    def take_gateway_refund(self, amount: int, actor: Actor, timestamp: datetime) -> None:
+        """The gateway gave money back to the client on its own (a refund made in its
+        dashboard) while the order runs: escrow holds less, so the payout shrinks; once
+        nothing is held the order is cancelled, since nobody could be paid for it.
+
+        Raises: Forbidden (not the gateway), InvalidTransition (not processing),
+        ValidationFailed (more than is held).
+        """
+        self._require(actor, "take_gateway_refund")
+        self._require_state("take a gateway refund on", status=[PROCESSING])
+        if isinstance(amount, bool) or not 0 < amount <= self.held:
+            raise ValidationFailed(
+                "a gateway refund must be above 0 and at most what escrow holds", field="amount"
+            )
+        self._refunded_at_gateway(amount, actor, timestamp)
+        if self.held == 0:
+            self._cancelled(CancelReason.REFUNDED_AT_GATEWAY, None, 0, actor, timestamp)
+
+    @event("OrderRefundedAtGateway")
+    def _refunded_at_gateway(self, amount: int, actor: Actor, timestamp: datetime) -> None:
+        self.refunded_at_gateway += amount
+
+    def clear_funds(self, after: timedelta, actor: Actor, timestamp: datetime) -> None:
+        """The clock: the freelancer's share, released at least ``after`` ago, is cleared
+        (available to withdraw rather than pending clearance).
+
+        Raises: Forbidden (not the clock), InvalidTransition (nothing released to the
+        freelancer, already cleared, or not due yet).
+        """
+        self._require(actor, "clear_funds")
+        if self.released_at is None or self.net <= 0:
+            raise InvalidTransition("nothing of this order was released to the freelancer")
+        if self.funds_cleared_at is not None:
+            raise InvalidTransition("the funds of this order have already cleared")
+        if self.released_at + after > timestamp:
+            raise InvalidTransition(f"the funds clear at {(self.released_at + after).isoformat()}")
+        self._funds_cleared(actor, timestamp)
+
+    @event("FundsCleared")
+    def _funds_cleared(self, actor: Actor, timestamp: datetime) -> None:
+        self.funds_cleared_at = timestamp

@@ -47,6 +47,7 @@ class CancelReason(StrEnum):
     MUTUAL_AGREEMENT = "mutual_agreement"
     POLICY_VIOLATION = "policy_violation"
     DISPUTE_REFUND = "dispute_refund"
+    REFUNDED_AT_GATEWAY = "refunded_at_gateway"
 
 
 class DisputeOutcome(StrEnum):

@@ -1,13 +1,14 @@
 """The application service: ``LedgerApp`` and what each command returns (``Done``)."""
 
 from ledger.service.base import Done
+from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
 from ledger.service.orders import OrderCommands
 from ledger.service.payments import PaymentCommands
 
 
-class LedgerApp(GigCommands, OrderCommands, PaymentCommands):
-    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders and payments.
+class LedgerApp(GigCommands, OrderCommands, PaymentCommands, EscrowCommands):
+    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments and escrow.
 
     Every command takes the ``Caller`` first, decides who may do it (``ledger.access``),
     retries on a lost race, and returns ``Done(aggregate, position)``.

@@ -199,7 +199,8 @@ class PaymentCommands(LedgerBase):
     ) -> Done[Payment]:
         """The gateway reports money returned to the client: it confirms the oldest refund
         the ledger asked for, or, when none waits, records a refund made at the gateway
-        (at most what remains of the payment).
+        (at most what remains of the payment). A running order then holds that much less
+        in escrow (``Order.take_gateway_refund``), and is cancelled if nothing is left.
 
         Raises:
             NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
@@ -207,8 +208,8 @@ class PaymentCommands(LedgerBase):
             the refund asked for), ValidationFailed (more than remains).
         """
 
-        def decide() -> list[Payment]:
-            payment, _, actor = self._settling(caller, payment_id, webhook_id)
+        def decide() -> list[Payment | Order]:
+            payment, order, actor = self._settling(caller, payment_id, webhook_id)
             if currency != payment.currency:
                 raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
             now = self.clock()
@@ -218,7 +219,10 @@ class PaymentCommands(LedgerBase):
                 raise AlreadyApplied(f"refund {reference} is already recorded")
             if not payment.requested_refunds:
                 payment.refund(amount, GATEWAY_REFUND, actor, now, webhook_id)
-                return [payment]
+                if order.status != OrderStatus.PROCESSING:
+                    return [payment]  # after the payout the books claw it back
+                order.take_gateway_refund(amount, actor, now)
+                return [payment, order]
             asked = payment.requested_refunds[0]["amount"]
             if amount != asked:
                 raise Conflict(f"the gateway refunded {amount} centimes; {asked} were asked")

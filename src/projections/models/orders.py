@@ -38,6 +38,7 @@ class OrderHistory(Projection):
 
     name: ClassVar[str] = "orders"
     tables: ClassVar[tuple[str, ...]] = ("order_history", "orders")
+    version: ClassVar[int] = 2  # 2: orders hold escrow fields (released, cleared, refunds)
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Order, transcoder)
