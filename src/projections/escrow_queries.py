@@ -73,20 +73,16 @@ class EscrowQueries:
     def balance(self, user_id: str) -> dict[str, Any]:
         """A freelancer's balance: released to them and not yet cleared, and the rest."""
         account = freelancer_account(user_id)
-        owed = self.db.read(
-            "SELECT debits, credits FROM escrow_accounts WHERE account = :account",
-            {"account": account},
+        [row] = self.db.read(  # one statement, one snapshot: both figures or neither moved
+            "SELECT (SELECT credits - debits FROM escrow_accounts WHERE account = :account)"
+            " AS owed, (SELECT COALESCE(SUM(pending), 0) FROM escrow_holds"
+            " WHERE freelancer_id = :user_id AND cleared_at IS NULL) AS pending",
+            {"account": account, "user_id": user_id},
         )
-        total = balance_of(account, owed[0]["debits"], owed[0]["credits"]) if owed else 0
-        rows = self.db.read(
-            "SELECT COALESCE(SUM(pending), 0) AS pending FROM escrow_holds"
-            " WHERE freelancer_id = :user_id AND cleared_at IS NULL",
-            {"user_id": user_id},
-        )
-        pending = int(rows[0]["pending"])
+        owed, pending = int(row["owed"] or 0), int(row["pending"])
         return {
             "pendingClearance": from_centimes(pending),
-            "available": from_centimes(total - pending),
+            "available": from_centimes(owed - pending),
             "currency": CURRENCY,
         }
 

@@ -45,10 +45,16 @@ def cancelled_for_policy(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
     return order, payment
 
 
-def refunded_webhook(api: Api, order: dict[str, Any], amount: int) -> Any:
+def refunded_webhook(
+    api: Api,
+    order: dict[str, Any],
+    amount: int,
+    webhook_id: str = "evt-refund-1",
+    transaction_id: str = "yc-refund-9",
+) -> Any:
     body = json.dumps({
-        "id": "evt-refund-1", "event_name": "transaction.refunded", "sandbox": True,
-        "payload": {"transaction": {"id": "yc-refund-9", "status": "refunded",
+        "id": webhook_id, "event_name": "transaction.refunded", "sandbox": True,
+        "payload": {"transaction": {"id": transaction_id, "status": "refunded",
                     "order_id": order["id"], "amount": amount, "currency": "MAD"}},
     }).encode()  # fmt: skip
     key = api.app.state.ledger.gateway._key
@@ -102,6 +108,59 @@ def test_a_refund_confirmed_by_hand_is_not_counted_again_by_its_webhook(manual: 
     path = f"/v1/payments/{payment['id']}/refunds/confirm"
     done = manual.client.post(path, json={"reference": "yc-refund-9"}, headers=manual.as_(*SUPPORT))
     assert done.json()["refundedAmount"] == 100.0
-    head = manual.app.state.ledger.recorder.max_notification_id()
+    noticed = refunded_webhook(manual, order, 10_000)
+    assert noticed.json() == {"status": "recorded"}, "the notice is kept, not counted"
     assert refunded_webhook(manual, order, 10_000).json() == {"status": "duplicate"}
-    assert manual.app.state.ledger.recorder.max_notification_id() == head
+    seen = manual.read(
+        f"/v1/payments/{payment['id']}",
+        "client-1",
+        position=int(noticed.headers["X-Ledger-Position"]),
+    )
+    assert seen["refundedAmount"] == 100.0
+    assert len(seen["refunds"]) == 1
+
+
+def split_refund_of(manual: Api, refund: float) -> tuple[dict[str, Any], str]:
+    """A delivered order split in a dispute, its refund asked for; the payment's path."""
+    order = manual.paid_order(manual.gig())
+    for command, who, body in [
+        ("disputes", ("client-1",), {"reason": "half done"}),
+        ("disputes/resolve", SUPPORT, {"outcome": "split", "refundAmount": refund}),
+    ]:
+        done = manual.client.post(
+            f"/v1/orders/{order['id']}/{command}", json=body, headers=manual.as_(*who)
+        )
+        assert done.status_code == 200, done.text
+    payment = manual.read(f"/v1/orders/{order['id']}/payment", "client-1")
+    return order, f"/v1/payments/{payment['id']}"
+
+
+def test_a_webhook_finds_a_refund_confirmed_by_hand_under_another_reference(
+    manual: Api,
+) -> None:
+    """Support quoted the dashboard's reference, the webhook names the transaction: the
+    webhook is matched by amount, so the refund is not counted (nor clawed back) twice."""
+    order, path = split_refund_of(manual, 30.0)
+    done = manual.client.post(
+        f"{path}/refunds/confirm",
+        json={"reference": "rf_dashboard_1"},
+        headers=manual.as_(*SUPPORT),
+    )
+    assert done.status_code == 200, done.text
+    answer = refunded_webhook(manual, order, 3_000, transaction_id=f"tx-{order['id']}")
+    assert answer.json() == {"status": "recorded"}
+    seen = manual.read(path, "client-1", position=int(answer.headers["X-Ledger-Position"]))
+    assert (seen["refundedAmount"], len(seen["refunds"])) == (30.0, 1)
+
+
+def test_a_later_refund_of_the_same_transaction_counts(manual: Api) -> None:
+    """A second refund the gateway reports under the same transaction id (a new webhook id)
+    is new money going back, not a repeat of the first."""
+    order, path = split_refund_of(manual, 30.0)
+    first = refunded_webhook(manual, order, 3_000, "wh-1", "tx-1")
+    assert first.json() == {"status": "recorded"}
+    second = refunded_webhook(manual, order, 1_000, "wh-2", "tx-1")
+    assert second.json() == {"status": "recorded"}
+    seen = manual.read(path, "client-1", position=int(second.headers["X-Ledger-Position"]))
+    assert seen["refundedAmount"] == 40.0
+    assert [r["amount"] for r in seen["refunds"]] == [30.0, 10.0]

@@ -201,18 +201,38 @@ def test_a_gateway_refund_of_everything_held_cancels_the_order(
     assert balances(runner) == {GW: 0, ESCROW: 0}
 
 
-def test_a_gateway_refund_after_the_payout_is_clawed_back_from_the_freelancer(
+def test_a_gateway_refund_after_the_payout_is_taken_back_from_the_freelancer_and_the_fee(
     app: LedgerApp, runner: ProjectionRunner, gig: UUID
 ) -> None:
     order_id = delivered_order(app, gig)
     app.complete_order(CLIENT, order_id)
     app.record_gateway_refund(GATEWAY, payment_id_for(order_id), 3_000, "MAD", "wh-1", "r-1")
-    clawback = [(PAYEE, 3_000, 0), (GW, 0, 3_000)]
-    assert entries(runner, order_id) == [CAPTURE, RELEASE, clawback]
-    assert balances(runner) == {GW: PRICE - 3_000, ESCROW: 0, PAYEE: NET - 3_000, FEES: FEE}
+    from_fee = 600  # 3,000 x 2,469 / 12,345 = 600.0: the fee's share, exactly 20 %
+    takeback = [(PAYEE, 3_000 - from_fee, 0), (FEES, from_fee, 0), (GW, 0, 3_000)]
+    assert entries(runner, order_id) == [CAPTURE, RELEASE, takeback]
+    assert balances(runner) == {
+        GW: PRICE - 3_000,
+        ESCROW: 0,
+        PAYEE: NET - 3_000 + from_fee,
+        FEES: FEE - from_fee,
+    }
     balance = ReadModels(runner.db).escrow.balance(FREELANCER.id)
-    assert balance["pendingClearance"] * 100 == NET - 3_000, "what was clawed back never clears"
-    assert balance["available"] == 0
+    assert balance["pendingClearance"] == from_centimes(NET - 3_000 + from_fee)
+    assert balance["available"] == 0, "what was taken back came from what had not cleared"
+
+
+def test_refunds_after_the_payout_never_take_more_than_was_released(
+    app: LedgerApp, runner: ProjectionRunner, gig: UUID
+) -> None:
+    order_id = delivered_order(app, gig)
+    app.complete_order(CLIENT, order_id)
+    for number, amount in enumerate((1, 1, 3, PRICE - 5), start=1):
+        app.record_gateway_refund(
+            GATEWAY, payment_id_for(order_id), amount, "MAD", f"wh-{number}", f"r-{number}"
+        )
+    assert balances(runner) == {GW: 0, ESCROW: 0, PAYEE: 0, FEES: 0}
+    books = ReadModels(runner.db).escrow
+    assert books.balance(FREELANCER.id)["pendingClearance"] == 0
 
 
 def test_a_payment_that_succeeds_after_failing_is_captured_and_given_back(
@@ -272,3 +292,14 @@ def test_rebuilding_the_books_gives_the_same_entries(
     incremental = {t: rows for t, rows in dump(runner).items() if t in tables}
     assert incremental["escrow_entries"], "the books are not empty"
     assert {t: rows for t, rows in rebuild_all(runner).items() if t in tables} == incremental
+
+
+def test_a_release_that_leaves_the_freelancer_nothing_is_not_waiting_to_clear(
+    app: LedgerApp, runner: ProjectionRunner, gig: UUID
+) -> None:
+    app.fee_rate_bp = 10_000  # a 100 % fee, which the settings allow
+    order_id = delivered_order(app, gig)
+    app.complete_order(CLIENT, order_id)
+    assert entries(runner, order_id) == [CAPTURE, [(ESCROW, PRICE, 0), (FEES, 0, PRICE)]]
+    books = ReadModels(runner.db).escrow
+    assert books.orders_to_clear("9999-12-31T00:00:00.000000Z") == []

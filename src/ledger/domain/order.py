@@ -406,7 +406,8 @@ class Order(Aggregate):
             )
         self._refunded_at_gateway(amount, actor, timestamp)
         if self.held == 0:
-            self._cancelled(CancelReason.REFUNDED_AT_GATEWAY, None, 0, actor, timestamp)
+            refunded = self.refunded_at_gateway
+            self._cancelled(CancelReason.REFUNDED_AT_GATEWAY, None, refunded, actor, timestamp)
 
     @event("OrderRefundedAtGateway")
     def _refunded_at_gateway(self, amount: int, actor: Actor, timestamp: datetime) -> None:

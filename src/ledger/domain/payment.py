@@ -284,5 +284,38 @@ class Payment(Aggregate):
     ) -> None:
         request = self.requested_refunds.pop(0)
         self.refunded += request["amount"]
-        self.refunds.append({**request, "at": timestamp, "reference": reference})
+        refund = {**request, "at": timestamp, "reference": reference}
+        self.refunds.append(refund if webhook_id else {**refund, "by_hand": True})
+        self._saw(webhook_id)
+
+    def notice_refund(
+        self,
+        amount: int,
+        reference: str | None,
+        actor: Actor,
+        timestamp: datetime,
+        webhook_id: str | None = None,
+    ) -> bool:
+        """Match the gateway's notice of a refund to one support already confirmed by hand,
+        so it is not counted twice: the one quoting ``reference``, else the oldest of that
+        amount. Each is matched once, so a later refund of the same amount counts. Returns
+        whether one matched."""
+        unnoticed = [
+            index
+            for index, refund in enumerate(self.refunds)
+            if refund.get("by_hand") and not refund.get("noticed")
+        ]
+        for wanted in ("reference", "amount"):
+            value = reference if wanted == "reference" else amount
+            for index in unnoticed:
+                if value is not None and self.refunds[index].get(wanted) == value:
+                    self._refund_noticed(index, actor, timestamp, webhook_id)
+                    return True
+        return False
+
+    @event("RefundNoticed")
+    def _refund_noticed(
+        self, index: int, actor: Actor, timestamp: datetime, webhook_id: str | None = None
+    ) -> None:
+        self.refunds[index] = {**self.refunds[index], "noticed": True}
         self._saw(webhook_id)

@@ -197,10 +197,12 @@ class PaymentCommands(LedgerBase):
         webhook_id: str | None = None,
         reference: str | None = None,
     ) -> Done[Payment]:
-        """The gateway reports money returned to the client: it confirms the oldest refund
-        the ledger asked for, or, when none waits, records a refund made at the gateway
-        (at most what remains of the payment). A running order then holds that much less
-        in escrow (``Order.take_gateway_refund``), and is cancelled if nothing is left.
+        """The gateway reports money returned to the client. It is the notice of a refund
+        support confirmed by hand already (``Payment.notice_refund``: nothing more counts),
+        or it confirms the oldest refund the ledger asked for, or, when none waits, it
+        records a refund made at the gateway (at most what remains of the payment): a running
+        order then holds that much less in escrow (``Order.take_gateway_refund``), and is
+        cancelled if nothing is left.
 
         Raises:
             NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
@@ -213,10 +215,8 @@ class PaymentCommands(LedgerBase):
             if currency != payment.currency:
                 raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
             now = self.clock()
-            if reference is not None and any(
-                refund.get("reference") == reference for refund in payment.refunds
-            ):  # support already confirmed this very refund by hand
-                raise AlreadyApplied(f"refund {reference} is already recorded")
+            if payment.notice_refund(amount, reference, actor, now, webhook_id):
+                return [payment]  # support confirmed this very refund by hand already
             if not payment.requested_refunds:
                 payment.refund(amount, GATEWAY_REFUND, actor, now, webhook_id)
                 if order.status != OrderStatus.PROCESSING:
@@ -336,7 +336,9 @@ class PaymentCommands(LedgerBase):
         found = self.gateway.lookup(transaction_id)
         if found.order_id != str(payment.order_id):
             raise Conflict(f"the gateway's transaction {found.id} is for another order")
-        if found.status == "pending":
+        if found.status == "pending" or (
+            found.status == "refunded" and (payment.refunded or payment.requested_refunds)
+        ):  # a lookup gives no refund's amount: past the first, support confirms by hand
             return payment
         try:
             done = self.apply_gateway_event(

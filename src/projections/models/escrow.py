@@ -35,11 +35,12 @@ ON CONFLICT (account) DO UPDATE SET debits = escrow_accounts.debits + excluded.d
 """
 UPSERT_HOLD = """
 INSERT INTO escrow_holds (payment_id, order_id, freelancer_id, amount, escrow, requested,
-    pending, released_at, cleared_at)
+    pending, net_left, fee_left, released_at, cleared_at)
 VALUES (:payment_id, :order_id, :freelancer_id, :amount, :escrow, :requested, :pending,
-    :released_at, :cleared_at)
+    :net_left, :fee_left, :released_at, :cleared_at)
 ON CONFLICT (payment_id) DO UPDATE SET escrow = excluded.escrow,
     requested = excluded.requested, pending = excluded.pending,
+    net_left = excluded.net_left, fee_left = excluded.fee_left,
     released_at = excluded.released_at, cleared_at = excluded.cleared_at
 """
 
@@ -55,6 +56,7 @@ class EscrowLedger(Projection):
         "escrow_accounts",
         "escrow_holds",
     )
+    version: ClassVar[int] = 2  # 2: holds keep what was released, for refunds after it
 
     @property
     def topics(self) -> Sequence[str]:
@@ -79,7 +81,8 @@ class EscrowLedger(Projection):
             """CREATE TABLE IF NOT EXISTS escrow_holds (
                 payment_id TEXT PRIMARY KEY, order_id TEXT NOT NULL UNIQUE,
                 freelancer_id TEXT NOT NULL, amount BIGINT NOT NULL, escrow BIGINT NOT NULL,
-                requested TEXT NOT NULL, pending BIGINT NOT NULL, released_at TEXT,
+                requested TEXT NOT NULL, pending BIGINT NOT NULL, net_left BIGINT NOT NULL,
+                fee_left BIGINT NOT NULL, released_at TEXT,
                 cleared_at TEXT)""",
             "CREATE INDEX IF NOT EXISTS escrow_holds_by_freelancer"
             " ON escrow_holds (freelancer_id) WHERE cleared_at IS NULL",

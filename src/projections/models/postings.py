@@ -14,8 +14,9 @@ transaction: together they are the table's one row (escrow A; gateway R, freelan
 on A-R). The refund is posted from the payment's event because that is when the money leaves
 the gateway: at once on the sandbox, and only once confirmed on YouCanPay, where a refund is
 made by hand. A refund the gateway made after the order's money was released has nothing
-left in escrow to come from: it is clawed back from the freelancer's balance (the platform
-keeps its fee), and first from what has not cleared yet.
+left in escrow to come from: it is taken back from the freelancer's share and the platform's
+fee in the proportion they were released (the freelancer's from what has not cleared first),
+so neither goes below zero and the fee is never kept on money given back.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class Hold:
     requested: list[tuple[int, str]] = field(default_factory=list)
     """Refunds asked for and not yet made at the gateway, oldest first: (amount, reason)."""
     pending: int = 0
+    """The freelancer's released share not yet cleared (nor clawed back)."""
+    net_left: int = 0
+    fee_left: int = 0
+    """What was released to the freelancer and the fees, less what refunds after the
+    payout took back: a later refund cannot take back more than this."""
     released_at: str | None = None
     cleared_at: str | None = None
 
@@ -163,7 +169,9 @@ class Books:
         if fee + net == 0:  # a dispute refunded in full: the refund entry moves the money
             return
         hold.escrow -= fee + net
-        hold.pending, hold.released_at = net, iso(envelope.event.timestamp)
+        hold.net_left, hold.fee_left = net, fee
+        if net:  # nothing to clear otherwise: the clearance timer must not keep finding it
+            hold.pending, hold.released_at = net, iso(envelope.event.timestamp)
         what = (
             "order completed"
             if envelope.kind == "OrderCompleted"
@@ -182,18 +190,18 @@ class Books:
 
     def _refund(self, envelope: Envelope, hold: Hold, amount: int, reason: str) -> Entry:
         from_escrow = min(amount, max(hold.escrow, 0))
-        clawed = amount - from_escrow
         hold.escrow -= from_escrow
-        hold.pending -= min(clawed, hold.pending)
-        if clawed:
-            reason += "; after the payout, clawed back from the freelancer"
+        from_net, from_fee = _claw_back(hold, amount - from_escrow)
+        if from_net or from_fee:
+            reason += "; after the payout, taken back from the freelancer and the fee"
         return self._entry(
             envelope,
             hold,
             f"refund to the client: {reason}",
             [
                 Posting(ESCROW, debit=from_escrow),
-                Posting(freelancer_account(hold.freelancer_id), debit=clawed),
+                Posting(freelancer_account(hold.freelancer_id), debit=from_net),
+                Posting(FEES, debit=from_fee),
                 Posting(GATEWAY, credit=amount),
             ],
         )
@@ -209,3 +217,27 @@ class Books:
             description=description,
             postings=tuple(p for p in lines if p.debit or p.credit),
         )
+
+
+def _claw_back(hold: Hold, amount: int) -> tuple[int, int]:
+    """Split a refund made after the payout between the freelancer's share and the fee, in
+    the proportion they were released (round-half-even on the fee's part), never taking
+    more than is left of either; what has not cleared is taken first."""
+    released = hold.net_left + hold.fee_left
+    if amount <= 0 or released <= 0:
+        return 0, 0
+    from_fee = min(hold.fee_left, fee_share(amount, hold.fee_left, released))
+    from_net = min(hold.net_left, amount - from_fee)
+    from_fee = amount - from_net  # what the freelancer's share cannot cover
+    hold.net_left -= from_net
+    hold.fee_left -= from_fee
+    hold.pending -= min(from_net, hold.pending)
+    return from_net, from_fee
+
+
+def fee_share(amount: int, fee: int, released: int) -> int:
+    """``amount * fee / released`` in whole centimes, round-half-even."""
+    quotient, remainder = divmod(amount * fee, released)
+    if 2 * remainder > released or (2 * remainder == released and quotient % 2):
+        return quotient + 1
+    return quotient
