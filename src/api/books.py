@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ledger.bootstrap import build_ledger
 from ledger.settings import Settings
@@ -61,7 +62,7 @@ def print_trial_balance(books: EscrowQueries, out: Console) -> int:
     table = Table("account", "debits", "credits", "balance", title="Trial balance (MAD)")
     for account in books.accounts():
         table.add_row(
-            account["account"],
+            Text(account["account"]),  # a user id is any text: never read as markup
             *(f"{account[column]:,}" for column in ("debits", "credits", "balance")),
         )
     totals = books.trial_balance()
@@ -70,7 +71,7 @@ def print_trial_balance(books: EscrowQueries, out: Console) -> int:
     out.print(table)
     unbalanced = books.unbalanced_entries()
     for entry_id in unbalanced:
-        out.print(f"[red]entry {entry_id} does not balance[/red]")
+        out.print(Text(f"entry {entry_id} does not balance", style="red"))
     if totals["balanced"] and not unbalanced:
         out.print("[green]balanced[/green]: total debits equal total credits, in every entry")
         return 0

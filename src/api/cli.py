@@ -162,7 +162,7 @@ def _print_status(runner: ProjectionRunner) -> int:
 def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
     unknown = set(names) - set(runner.projections)
     if unknown:
-        console.print(f"unknown projections: {', '.join(sorted(unknown))}")
+        console.print(f"unknown projections: {', '.join(sorted(unknown))}", markup=False)
         return 2
     columns = (
         TextColumn("{task.description}"),
@@ -197,8 +197,12 @@ def _books(settings: Settings, args: argparse.Namespace) -> int:
         if args.output is None:
             count = export(books, args.format, sys.stdout)
         else:
-            with args.output.open("w", encoding="utf-8", newline="") as out:
-                count = export(books, args.format, out)
+            try:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = export(books, args.format, out)
+            except OSError as error:
+                console.print(f"cannot write {args.output}: {error.strerror}", markup=False)
+                return 1
     console.print(f"exported {count:,} journal entries")
     return 0
 

@@ -87,11 +87,11 @@ class EscrowQueries:
         }
 
     def orders_to_clear(self, released_before: str, limit: int = 500) -> list[str]:
-        """Orders whose release (an ISO time) is older than ``released_before`` and whose
-        funds have not cleared, oldest first: candidates for the clearance timer."""
+        """Orders released at or before ``released_before`` (an ISO time) whose funds have
+        not cleared, oldest first: candidates for the clearance timer."""
         rows = self.db.read(
             "SELECT order_id FROM escrow_holds WHERE cleared_at IS NULL"
-            " AND released_at < :before ORDER BY released_at LIMIT :limit",
+            " AND released_at <= :before ORDER BY released_at LIMIT :limit",
             {"before": released_before, "limit": limit},
         )
         return [row["order_id"] for row in rows]
