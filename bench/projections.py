@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import queue
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
-
+from bench.stores import BACKENDS, chosen, store_url
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
 from ledger.domain.gig import Gig
@@ -40,7 +37,6 @@ from ledger.service import LedgerApp
 from ledger.settings import load_settings
 from projections.registry import build_runner
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 GATEWAY = Caller.system("gateway").acting_as("gateway")
 PACKAGES = [Package("basic", 25_000, 3, 2, "bench"), Package("premium", 90_000, 7, 3, "bench")]
 
@@ -186,7 +182,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--commands", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--backend", choices=BACKENDS, default="both")
     parser.add_argument(
         "--interleave",
         type=int,
@@ -195,26 +191,9 @@ def main() -> None:
         " (default 0: each order's events contiguous)",
     )
     args = parser.parse_args()
-    if args.backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            run("sqlite", url, args.events, args.commands, args.rate, args.interleave)
-    if args.backend in ("postgres", "both"):
-        name = f"ledger_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            run(
-                "postgres",
-                ADMIN.rsplit("/", 1)[0] + f"/{name}",
-                args.events,
-                args.commands,
-                args.rate,
-                args.interleave,
-            )
-        finally:
-            with psycopg.connect(ADMIN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for backend in chosen(args.backend):
+        with store_url(backend) as url:
+            run(backend, url, args.events, args.commands, args.rate, args.interleave)
 
 
 if __name__ == "__main__":

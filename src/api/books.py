@@ -19,11 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ledger.bootstrap import build_ledger
+from api.offline import caught_up
 from ledger.settings import Settings
 from projections.escrow_queries import EscrowQueries
 from projections.queries import ReadModels
-from projections.registry import build_runner
 
 CSV_COLUMNS = (
     "entry_id",
@@ -40,21 +39,9 @@ CSV_COLUMNS = (
 
 @contextmanager
 def open_books(settings: Settings, console: Console) -> Iterator[EscrowQueries]:
-    """The books, brought up to the head of the log first where this process may apply
-    the escrow projection (else as far as the process applying it has got: said so)."""
-    with build_ledger(settings) as ledger:
-        runner = build_runner(ledger)
-        try:
-            runner.run_once(["escrow"])
-            status = next(s for s in runner.status() if s.name == "escrow")
-            if status.lag:
-                console.print(
-                    f"the escrow read model is at position {status.position} of {status.head}"
-                    " (another process applies it): these books may be behind"
-                )
-            yield ReadModels(runner.db).escrow
-        finally:
-            runner.stop()
+    """The books, brought up to the head of the log first (``api.offline.caught_up``)."""
+    with caught_up(settings, console, "escrow") as (_, db):
+        yield ReadModels(db).escrow
 
 
 def print_trial_balance(books: EscrowQueries, out: Console) -> int:

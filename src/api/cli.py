@@ -6,6 +6,9 @@ ledger projections status
 ledger projections rebuild [NAME ...]
 ledger books trial-balance
 ledger books export --format csv|ndjson [--output FILE]
+ledger replay --as-of TIME
+ledger audit verify [--digest POSITION:HASH] | digest | export --format ndjson|csv [--until TIME]
+ledger dispute ORDER_ID
 ledger token --sub USER_ID [--role ROLE ...] [--hours N]
 ledger demo [--if-empty]
 """
@@ -31,7 +34,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api import audit_cli
 from api.idempotency import IdempotencyStore
+from api.replay_cli import as_of_time
 from api.timers import build_ticker
 from ledger.actors import USER_ROLES
 from ledger.bootstrap import build_ledger
@@ -66,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = books_actions.add_parser("export", help="every journal entry, oldest first")
     export.add_argument("--format", choices=("csv", "ndjson"), required=True)
     export.add_argument("--output", type=Path, help="a file to write (default: stdout)")
+    audit_cli.add_parser(commands)
+    dispute = commands.add_parser("dispute", help="an order's whole story, event by event")
+    dispute.add_argument("order_id", help="the order's id")
+    replay = commands.add_parser("replay", help="the read models as they were at a past time")
+    replay.add_argument(
+        "--as-of", required=True, type=as_of_time, metavar="TIME", help="ISO 8601, with zone"
+    )
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--sub", required=True, help="the user id the token speaks for")
     token.add_argument(
@@ -94,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         "worker": _worker,
         "projections": _projections,
         "books": _books,
+        "replay": _replay,
+        "audit": lambda settings, args: audit_cli.run(settings, args, console),
+        "dispute": _dispute,
         "token": _token,
         "demo": _demo,
     }[args.command]
@@ -205,6 +220,18 @@ def _books(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
     console.print(f"exported {count:,} journal entries")
     return 0
+
+
+def _dispute(settings: Settings, args: argparse.Namespace) -> int:
+    from api.dispute import print_dispute
+
+    return print_dispute(settings, args.order_id, Console(), console)
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from api.replay_cli import replay
+
+    return replay(settings, args.as_of, Console(), console)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:

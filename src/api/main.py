@@ -23,6 +23,7 @@ from api.metrics import MeasureRequests, Metrics
 from api.middleware import InputLimits, RequestId
 from api.replay import Idempotency
 from api.routes import (
+    audit,
     gigs,
     ledger,
     operations,
@@ -30,6 +31,7 @@ from api.routes import (
     orders,
     payments,
     sandbox,
+    timeline,
     webhooks,
 )
 from api.timers import build_ticker
@@ -76,7 +78,18 @@ def create_app(
     )
     app.state.auth = Authenticator(signing_key(settings))
     problems.install(app)
-    for router in (gigs, orders, order_commands, payments, ledger, webhooks, operations):
+    routers = (
+        gigs,
+        orders,
+        order_commands,
+        timeline,
+        payments,
+        ledger,
+        audit,
+        webhooks,
+        operations,
+    )
+    for router in routers:
         app.include_router(router.router)
     if settings.gateway == "sandbox":
         app.include_router(sandbox.router)

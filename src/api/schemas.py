@@ -188,6 +188,29 @@ class History(Schema):
     data: list[HistoryEntry]
 
 
+class OrderState(Schema):
+    status: OrderStatus
+    stage: Stage
+
+
+class TimelineEntry(Schema):
+    """One stored event (``data`` as stored: snake_case names, amounts in centimes), who
+    did it, and the order's status and stage after it."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    at: Timestamp
+    actor: ActorOut
+    data: dict[str, Any]
+    state: OrderState
+
+
+class Timeline(Schema):
+    data: list[TimelineEntry]
+
+
 class Refund(Schema):
     """``completed`` counts in ``refundedAmount``; ``requested`` waits to be made at the
     gateway (YouCanPay) and confirmed with the gateway's ``reference``."""
@@ -273,3 +296,31 @@ Item = TypeVar("Item")
 class Page(Schema, Generic[Item]):
     data: list[Item]
     has_more: bool
+
+
+class AuditEvent(Schema):
+    """An event as stored; ``data`` holds amounts in integer centimes, as the log does."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    at: Timestamp
+    data: dict[str, Any]
+
+
+class AuditEvents(Schema):
+    data: list[AuditEvent]
+    next_after: int
+
+
+class ChainHead(Schema):
+    position: int
+    hash: str
+
+
+class Verification(Schema):
+    ok: bool
+    events: int
+    head: ChainHead
+    first_mismatch: int | None

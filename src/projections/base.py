@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from projections.db import Txn
@@ -21,10 +22,12 @@ from projections.db import Txn
 
 @dataclass(frozen=True)
 class Envelope:
-    """A decoded event and its position in the notification log."""
+    """A decoded event and its position in the notification log, with the bytes it was
+    decoded from (for projections about the log itself, such as the audit chain)."""
 
     position: int
     event: Any
+    stored: Notification | None = None
 
     @property
     def kind(self) -> str:
@@ -41,6 +44,9 @@ class Projection(ABC):
     version: ClassVar[int] = 1
     """The shape of its tables. Raise it when ``schema`` or the rows change: the runner
     then drops the tables and rebuilds them from the log (read models are derived data)."""
+    reads_everything: ClassVar[bool] = False
+    """Reads every event, whatever its topic (``topics`` is then not consulted): for
+    projections of the log itself, which must not miss an aggregate added later."""
 
     @property
     @abstractmethod

@@ -18,6 +18,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
 
 from ledger.store import SCHEMA_LOCK
 
@@ -94,6 +95,21 @@ class Txn:
     def all(self, sql: str, params: Params | None = None) -> list[Row]:
         self._cursor.execute(self._sql(sql), params or {})
         return [dict(row) for row in self._cursor.fetchall()]
+
+    def tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for passes over the whole log, where building a dict per
+        row costs more than the hashing done with it (measured)."""
+        if not self._postgres:
+            self._cursor.execute(sql, params or {})
+            return [tuple(row) for row in self._cursor.fetchall()]
+        factory = self._cursor.row_factory
+        self._cursor.row_factory = tuple_row
+        try:
+            # Binary results: bytea arrives as it is stored, not as hex text to parse.
+            self._cursor.execute(self._sql(sql), params or {}, binary=True)
+            return list(self._cursor.fetchall())
+        finally:
+            self._cursor.row_factory = factory
 
     def rows_in(self, select: str, column: str, ids: Sequence[str]) -> Iterator[Row]:
         """The rows of ``select`` (``SELECT … FROM table``) whose ``column`` is one of

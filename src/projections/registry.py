@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ledger.service import LedgerApp
 from projections.base import Projection
+from projections.models.audit import AuditChain
 from projections.models.escrow import EscrowLedger
 from projections.models.gigs import GigCatalog
 from projections.models.orders import OrderHistory
@@ -18,6 +19,7 @@ def all_projections(app: LedgerApp) -> list[Projection]:
         PaymentRecords(transcoder),
         GigCatalog(transcoder),
         EscrowLedger(),
+        AuditChain(),
     ]
 
 

@@ -176,7 +176,7 @@ class ProjectionRunner:
     def _step_locked(self, names: Sequence[str]) -> int | None:
         olds = {name: self._positions.get(name, 0) for name in names}
         start = min(olds.values())
-        topics = tuple(sorted({t for name in names for t in self.projections[name].topics}))
+        topics = self._topics(names)
         read = self._take_prefetched((start, topics, self.batch_size))
         if read is None or not read.batch:  # (nothing then; the head may have moved since)
             read = self._read(start, topics, self.batch_size)
@@ -197,6 +197,13 @@ class ProjectionRunner:
             self._set_position(name, new)
         return applied
 
+    def _topics(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The topics to read for ``names``; none (every topic) when one reads everything."""
+        projections = [self.projections[name] for name in names]
+        if any(projection.reads_everything for projection in projections):
+            return ()
+        return tuple(sorted({t for projection in projections for t in projection.topics}))
+
     def _read(self, start: int, topics: Sequence[str], limit: int) -> _Read:
         """The (decoded) notifications of ``topics`` after ``start``: up to ``limit`` of them,
         and none after the head as it was before reading (so none can appear later)."""
@@ -207,7 +214,7 @@ class ProjectionRunner:
             start=start, limit=limit, stop=head, topics=topics, inclusive_of_start=False
         )
         decode = self.app.mapper.to_domain_event
-        return _Read(head, [(n.topic, Envelope(n.id, decode(n))) for n in notifications])
+        return _Read(head, [(n.topic, Envelope(n.id, decode(n), n)) for n in notifications])
 
     def _take_prefetched(self, key: tuple[int, tuple[str, ...], int] | None) -> _Read | None:
         """The batch read ahead, if it was read for ``key``; drops it either way."""
@@ -231,7 +238,11 @@ class ProjectionRunner:
                     continue
                 projection = self.projections[name]
                 topics = set(projection.topics)
-                mine = [e for t, e in batch if t in topics and e.position > olds[name]]
+                mine = [
+                    e
+                    for t, e in batch
+                    if (projection.reads_everything or t in topics) and e.position > olds[name]
+                ]
                 if not tracking.advance(txn, name, olds[name], new, iso(utc_now()) or ""):
                     raise _LostRace(name)
                 projection.apply(mine, txn)

@@ -5,10 +5,12 @@ from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
 from ledger.service.orders import OrderCommands
 from ledger.service.payments import PaymentCommands
+from ledger.service.timeline import Timeline, TimelineCommands, TimelineEntry
 
 
-class LedgerApp(GigCommands, OrderCommands, PaymentCommands, EscrowCommands):
-    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments and escrow.
+class LedgerApp(GigCommands, OrderCommands, PaymentCommands, EscrowCommands, TimelineCommands):
+    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow, and
+    the order timelines read from the events.
 
     Every command takes the ``Caller`` first, decides who may do it (``ledger.access``),
     retries on a lost race, and returns ``Done(aggregate, position)``.
@@ -19,4 +21,4 @@ class LedgerApp(GigCommands, OrderCommands, PaymentCommands, EscrowCommands):
     recorder keeps the library's own names (``stored_events``, ``stored_snapshots``)."""
 
 
-__all__ = ["Done", "LedgerApp"]
+__all__ = ["Done", "LedgerApp", "Timeline", "TimelineEntry"]

@@ -1,0 +1,53 @@
+"""What the auditors' commands share: the store opened with a read model brought up to the
+head of the log first, and a progress bar on stderr for long passes over the log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ledger.bootstrap import build_ledger
+from ledger.service import LedgerApp
+from ledger.settings import Settings
+from projections.db import Database
+from projections.registry import build_runner
+
+
+@contextmanager
+def caught_up(
+    settings: Settings, console: Console, name: str
+) -> Iterator[tuple[LedgerApp, Database]]:
+    """The ledger and its read-model database, projection ``name`` brought up to the head
+    where this process may apply it (else as far as the process applying it has got: said
+    so on ``console``)."""
+    with build_ledger(settings) as ledger:
+        runner = build_runner(ledger)
+        try:
+            runner.run_once([name])
+            status = next(s for s in runner.status() if s.name == name)
+            if status.lag:
+                console.print(
+                    f"the {name} read model is at position {status.position} of {status.head}"
+                    " (another process applies it): what follows may be behind",
+                    markup=False,
+                )
+            yield ledger, runner.db
+        finally:
+            runner.stop()
+
+
+@contextmanager
+def progress_bar(console: Console, description: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar on ``console`` and the ``(done, total)`` callback that moves it."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def show(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield show

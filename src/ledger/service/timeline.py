@@ -1,0 +1,104 @@
+"""An order's whole story from the event store: every event of the order and of its payment,
+in the order they were recorded, with who did it and where the order stood after it.
+
+Support reconstructs disputes from this, so it reads the write side (the events
+themselves), never a read model that could lag or have been shaped for another question.
+The library loads one aggregate's events without their notification ids (positions), and
+selects notifications only by position; here both streams are read with their positions in
+one indexed query, in one snapshot of the store, and replayed in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+from ledger import access
+from ledger.actors import Actor, Caller
+from ledger.domain.order import Order
+from ledger.domain.payment import Payment, payment_id_for
+from ledger.domain.values import OrderStatus, Stage
+from ledger.errors import NotFound
+from ledger.service.base import LedgerBase
+from ledger.store import EventsOf
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event, its position in the log, who acted, and the order's state after it (for
+    a payment event: the order's state at that moment)."""
+
+    position: int
+    event: Aggregate.Event
+    actor: Actor
+    status: OrderStatus
+    stage: Stage
+
+    @property
+    def kind(self) -> str:
+        """The event's type name (``OrderPlaced``)."""
+        return type(self.event).__name__
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The order and its payment as they are now, and every event that made them."""
+
+    order: Order
+    payment: Payment | None
+    entries: list[TimelineEntry]
+
+
+class TimelineCommands(LedgerBase):
+    """Reading an order's history from the events (support, auditors, the parties)."""
+
+    def order_timeline(self, caller: Caller, order_id: UUID) -> Timeline:
+        """Every event of the order and of its payment, oldest first.
+
+        Raises:
+            NotFound: no such order (an id of something else included), or not the caller's.
+        """
+        events = self._events_of(order_id, payment_id_for(order_id))
+        order: Order | None = None
+        payment: Payment | None = None
+        entries: list[TimelineEntry] = []
+        for position, event in events:
+            if event.originator_id == order_id:
+                order = event.mutate(order)
+            else:
+                payment = event.mutate(payment)
+            if not isinstance(order, Order):  # not an order, or the payment came first
+                raise NotFound(f"order {order_id} not found")
+            actor = vars(event)["actor"]
+            entries.append(TimelineEntry(position, event, actor, order.status, order.stage))
+        if order is None:
+            raise NotFound(f"order {order_id} not found")
+        access.require_visible(caller, order)
+        return Timeline(order, payment, entries)
+
+    def _events_of(self, *ids: UUID) -> list[tuple[int, Aggregate.Event]]:
+        """The decoded events of the aggregates ``ids`` with their positions, by position."""
+        decode = self.mapper.to_domain_event
+        return [
+            (stored.id, cast(Aggregate.Event, decode(stored)))
+            for stored in stored_events_of(self.recorder, ids)
+        ]
+
+
+def stored_events_of(recorder: ApplicationRecorder, ids: Sequence[UUID]) -> list[Notification]:
+    """The stored events of the aggregates ``ids``, each with its notification id, in log
+    order: one indexed query on our SQL stores (``ledger.store.EventsOf``); other stores
+    (the in-memory one of unit tests) are scanned whole."""
+    if isinstance(recorder, EventsOf):
+        return recorder.events_of(ids)
+    head = recorder.max_notification_id() or 0
+    return [
+        notification
+        for notification in recorder.select_notifications(start=None, limit=head)
+        if notification.originator_id in ids
+    ]
