@@ -11,7 +11,6 @@ import argparse
 import csv
 import json
 import re
-import sys
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
-from api.offline import caught_up, progress_bar
+from api.offline import caught_up, export_to, progress_bar
 from ledger.settings import Settings
 from projections.audit import chain_head, every_event, verify_chain, verify_digest
 
@@ -81,17 +80,9 @@ def run(settings: Settings, args: argparse.Namespace, console: Console) -> int:
             return _report(result.ok, result.events, result.first_mismatch, console)
         with progress_bar(console, "exporting") as show:
             events = every_event(ledger, args.until, show)
-            if args.output is None:
-                count = _write(events, args.format, sys.stdout)
-            else:
-                try:
-                    with args.output.open("w", encoding="utf-8", newline="") as out:
-                        count = _write(events, args.format, out)
-                except OSError as error:
-                    console.print(f"cannot write {args.output}: {error.strerror}", markup=False)
-                    return 1
-    console.print(f"exported {count:,} events")
-    return 0
+            return export_to(
+                args.output, lambda out: _write(events, args.format, out), "events", console
+            )
 
 
 def _report(ok: bool, events: int, mismatch: int | None, console: Console) -> int:

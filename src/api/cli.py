@@ -205,21 +205,14 @@ def _rebuild(runner: ProjectionRunner, names: list[str]) -> int:
 
 def _books(settings: Settings, args: argparse.Namespace) -> int:
     from api.books import export, open_books, print_trial_balance
+    from api.offline import export_to
 
     with open_books(settings, console) as books:
         if args.action == "trial-balance":
             return print_trial_balance(books, Console())
-        if args.output is None:
-            count = export(books, args.format, sys.stdout)
-        else:
-            try:
-                with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = export(books, args.format, out)
-            except OSError as error:
-                console.print(f"cannot write {args.output}: {error.strerror}", markup=False)
-                return 1
-    console.print(f"exported {count:,} journal entries")
-    return 0
+        return export_to(
+            args.output, lambda out: export(books, args.format, out), "journal entries", console
+        )
 
 
 def _dispute(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,10 +1,14 @@
 """What the auditors' commands share: the store opened with a read model brought up to the
-head of the log first, and a progress bar on stderr for long passes over the log."""
+head of the log first, a progress bar on stderr for long passes over the log, and exports
+written to stdout or a file."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -51,3 +55,21 @@ def progress_bar(console: Console, description: str) -> Iterator[Callable[[int, 
             progress.update(task, completed=done, total=total)
 
         yield show
+
+
+def export_to(
+    output: Path | None, write: Callable[[TextIO], int], what: str, console: Console
+) -> int:
+    """Run ``write`` on ``output`` (stdout when ``None``) and say how many ``what`` it
+    wrote; 0, or 1 when the file cannot be written (a clear line, not a traceback)."""
+    if output is None:
+        count = write(sys.stdout)
+    else:
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = write(out)
+        except OSError as error:
+            console.print(f"cannot write {output}: {error.strerror}", markup=False)
+            return 1
+    console.print(f"exported {count:,} {what}")
+    return 0

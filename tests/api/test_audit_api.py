@@ -5,8 +5,6 @@ and a tampered store seen as such by both."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,8 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from ledger.settings import Settings, load_settings
-from tests.api.conftest import Api
+from ledger.settings import Settings
+from tests.api.conftest import Api, run_cli
 from tests.conftest import START, FakeClock, open_app
 from tests.integration.helpers import delivered_order, open_gig
 from tests.integration.test_append_only import raw_store
@@ -105,46 +103,34 @@ def test_bad_feed_parameters_are_422(api: Api, query: str) -> None:
 
 
 @pytest.fixture
-def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Only this test's variables configure ``main``; a store with some history."""
-    for name in list(os.environ):
-        if name.startswith(("LEDGER_", "YOUCANPAY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'audit.db'}")
-    monkeypatch.setenv("LEDGER_VAR_DIR", str(tmp_path / "var"))
-    settings = load_settings()
+def history_store(cli_settings: Settings) -> Settings:
+    """Two delivered orders a day apart in the CLI's store."""
+    settings = cli_settings
     clock = FakeClock()
     with open_app(settings, clock) as ledger:
         delivered_order(ledger, open_gig(ledger))
         clock.advance(days=1)
         delivered_order(ledger, open_gig(ledger))
-    yield settings
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return settings
 
 
 def test_digest_then_verify_then_tamper(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+    history_store: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, digest, _ = run(capsys, "audit", "digest")
+    code, digest, _ = run_cli(capsys, "audit", "digest")
     position, hash_ = digest.strip().split(":")
     assert code == 0 and int(position) > 0 and len(hash_) == 64
-    assert run(capsys, "audit", "verify")[0] == 0
-    assert run(capsys, "audit", "verify", "--digest", digest.strip())[0] == 0
-    with open_app(cli_settings, FakeClock()) as ledger, raw_store(cli_settings, ledger) as raw:
+    assert run_cli(capsys, "audit", "verify")[0] == 0
+    assert run_cli(capsys, "audit", "verify", "--digest", digest.strip())[0] == 0
+    with open_app(history_store, FakeClock()) as ledger, raw_store(history_store, ledger) as raw:
         tamper(raw, "UPDATE {table} SET topic = topic || '!' WHERE {id} = 3")
-    code, _, err = run(capsys, "audit", "verify")
+    code, _, err = run_cli(capsys, "audit", "verify")
     assert code == 1 and "position 3" in err
-    assert run(capsys, "audit", "verify", "--digest", digest.strip())[0] == 1
+    assert run_cli(capsys, "audit", "verify", "--digest", digest.strip())[0] == 1
 
 
 def test_a_malformed_digest_is_refused(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+    history_store: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["audit", "verify", "--digest", "12:nothex"])
@@ -152,15 +138,15 @@ def test_a_malformed_digest_is_refused(
 
 
 def test_export_streams_every_event_up_to_a_time(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    history_store: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, err = run(capsys, "audit", "export", "--format", "ndjson")
+    code, out, err = run_cli(capsys, "audit", "export", "--format", "ndjson")
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and f"exported {len(records)} events" in err
     assert [r["position"] for r in records] == list(range(1, len(records) + 1))
     until = (START + timedelta(hours=1)).isoformat()
     target = tmp_path / "events.csv"
-    code, _, _ = run(capsys, "audit", "export", "--format", "csv", "--until", until,
+    code, _, _ = run_cli(capsys, "audit", "export", "--format", "csv", "--until", until,
                      "--output", str(target))  # fmt: skip
     lines = target.read_text().splitlines()
     assert code == 0 and lines[0] == "position,stream,version,type,at,data"

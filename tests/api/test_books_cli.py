@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -27,8 +26,9 @@ from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, DisputeOutcome, Package
 from ledger.service import LedgerApp
-from ledger.settings import Settings, load_settings
+from ledger.settings import Settings
 from projections.escrow_queries import EscrowQueries
+from tests.api.conftest import run_cli
 from tests.conftest import FakeClock, open_app
 
 FL, CL = Caller("freelancer-1"), Caller("client-1")
@@ -45,16 +45,8 @@ BALANCES = {  # account: debits, credits, balance, as the table prints them
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Only this test's variables (and no ``.env``) configure ``main``; a wide terminal."""
-    for name in list(os.environ):
-        if name.startswith(("LEDGER_", "YOUCANPAY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'books.db'}")
-    monkeypatch.setenv("LEDGER_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "160")
-    return load_settings()
+def settings(cli_settings: Settings) -> Settings:
+    return cli_settings
 
 
 def paid(ledger: LedgerApp, gig_id: UUID, package: str, fl: Caller = FL) -> UUID:
@@ -92,12 +84,6 @@ def table(out: str) -> dict[str, list[str]]:
     return {row[0]: row[1:] for row in rows if row and row[0] != "account"}
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def execute(settings: Settings, sql: str) -> None:
     with closing(sqlite3.connect(settings.sqlite_path)) as db, db:
         assert db.execute(sql).rowcount == 1
@@ -108,7 +94,7 @@ def test_the_trial_balance_prints_every_account_and_exits_0(
 ) -> None:
     """It brings the books up to the log's head itself, prints each account's debits,
     credits and balance and the totals, and says "balanced"."""
-    code, out, _ = run(capsys, "books", "trial-balance")
+    code, out, _ = run_cli(capsys, "books", "trial-balance")
     assert code == 0, out
     assert table(out) == BALANCES
     assert "balanced: total debits equal total credits, in every entry" in out
@@ -120,12 +106,12 @@ def test_a_tampered_posting_is_named_and_exits_1(
 ) -> None:
     """One posting changed behind the ledger's back leaves the account totals equal; the
     check within every entry still finds it, and names that entry."""
-    assert run(capsys, "books", "trial-balance")[0] == 0
+    assert run_cli(capsys, "books", "trial-balance")[0] == 0
     with closing(sqlite3.connect(books.sqlite_path)) as db:
         [(entry,)] = db.execute("SELECT entry_id FROM escrow_postings LIMIT 1").fetchall()
     execute(books, f"UPDATE escrow_postings SET debit = debit + 1 WHERE entry_id = '{entry}'"
             " AND line = 1")  # fmt: skip
-    code, out, _ = run(capsys, "books", "trial-balance")
+    code, out, _ = run_cli(capsys, "books", "trial-balance")
     assert code == 1
     assert f"entry {entry} does not balance" in out and "NOT balanced" in out
     assert out.count("does not balance") == 1
@@ -133,11 +119,11 @@ def test_a_tampered_posting_is_named_and_exits_1(
 
 
 def test_unequal_account_totals_exit_1(books: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "books", "trial-balance")[0] == 0
+    assert run_cli(capsys, "books", "trial-balance")[0] == 0
     execute(
         books, "UPDATE escrow_accounts SET credits = credits + 1 WHERE account = 'revenue:fees'"
     )
-    code, out, _ = run(capsys, "books", "trial-balance")
+    code, out, _ = run_cli(capsys, "books", "trial-balance")
     assert (code, table(out)["total"]) == (1, ["1,500.00", "1,500.01", ""])
     assert "NOT balanced" in out and "does not balance" not in out
 
@@ -149,7 +135,7 @@ def test_the_csv_export_has_one_line_per_posting(
     here, so batch edges neither lose nor repeat an entry."""
     monkeypatch.setattr(EscrowQueries.all_entries, "__defaults__", (3,))
     target = books.var_dir / "books.csv"
-    code, out, err = run(capsys, "books", "export", "--format", "csv", "--output", str(target))
+    code, out, err = run_cli(capsys, "books", "export", "--format", "csv", "--output", str(target))
     assert (code, out) == (0, "")
     assert "exported 7 journal entries" in err
     text = target.read_text(encoding="utf-8")
@@ -173,7 +159,7 @@ def test_the_ndjson_export_is_what_the_api_shows(
 ) -> None:
     """One JSON entry per line on stdout, oldest first, equal to the API's entries (amounts
     as JSON numbers); the CSV goes to stdout too when no file is named."""
-    code, out, _ = run(capsys, "books", "export", "--format", "ndjson")
+    code, out, _ = run_cli(capsys, "books", "export", "--format", "ndjson")
     assert code == 0
     exported = [json.loads(line) for line in out.splitlines()]
     assert len(exported) == 7 and all(entry.keys() == ENTRY_KEYS for entry in exported)
@@ -185,7 +171,7 @@ def test_the_ndjson_export_is_what_the_api_shows(
             "/v1/ledger/entries?limit=100", headers={"Authorization": f"Bearer {token}"}
         )
     assert exported == answer.json()["data"][::-1]
-    code, out, _ = run(capsys, "books", "export", "--format", "csv")
+    code, out, _ = run_cli(capsys, "books", "export", "--format", "csv")
     assert code == 0 and out.splitlines()[0] == HEADER and len(out.splitlines()) == 17
 
 
@@ -194,18 +180,18 @@ def test_a_rebuilt_escrow_projection_exports_the_same_books(
 ) -> None:
     """The posting rules are pure functions of the events: replaying them from scratch
     gives the same entries, ids and positions, to the centime."""
-    before = run(capsys, "books", "export", "--format", "ndjson")[1]
-    assert run(capsys, "projections", "rebuild", "escrow")[0] == 0
-    assert run(capsys, "books", "export", "--format", "ndjson")[1] == before
+    before = run_cli(capsys, "books", "export", "--format", "ndjson")[1]
+    assert run_cli(capsys, "projections", "rebuild", "escrow")[0] == 0
+    assert run_cli(capsys, "books", "export", "--format", "ndjson")[1] == before
     assert len(before.splitlines()) == 7
 
 
 def test_empty_books_balance_and_export_only_a_header(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "books", "trial-balance")
+    code, out, _ = run_cli(capsys, "books", "trial-balance")
     assert (code, table(out)["total"]) == (0, ["0.00", "0.00", ""])
-    code, out, err = run(capsys, "books", "export", "--format", "csv")
+    code, out, err = run_cli(capsys, "books", "export", "--format", "csv")
     assert (code, out) == (0, HEADER + "\n") and "exported 0 journal entries" in err
 
 
@@ -221,7 +207,7 @@ def test_account_names_are_printed_verbatim(
         order = paid(ledger, gig, "basic", odd)
         ledger.deliver_order(odd, order, "here")
         ledger.complete_order(CL, order)
-    code, out, _ = run(capsys, "books", "trial-balance")
+    code, out, _ = run_cli(capsys, "books", "trial-balance")
     assert code == 0
     assert table(out)["liabilities:freelancer:ann[/]"] == ["0.00", "80.00", "80.00"]
 
@@ -242,5 +228,5 @@ def test_an_export_to_a_folder_that_does_not_exist_is_a_clean_error(
     books: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "missing" / "books.csv"
-    code, _, err = run(capsys, "books", "export", "--format", "csv", "--output", str(target))
+    code, _, err = run_cli(capsys, "books", "export", "--format", "csv", "--output", str(target))
     assert code == 1 and "cannot write" in err and "Traceback" not in err

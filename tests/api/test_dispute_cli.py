@@ -8,9 +8,7 @@ client, and split by support with 50 MAD back (default fee 20 %: 30 MAD on the 1
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -19,7 +17,8 @@ from api.cli import main
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, DisputeOutcome, Package
-from ledger.settings import Settings, load_settings
+from ledger.settings import Settings
+from tests.api.conftest import run_cli
 from tests.conftest import FakeClock, open_app
 
 FL, CL = Caller("freelancer-1"), Caller("client-1")
@@ -30,16 +29,8 @@ as inert text."""
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Only this test's variables (and no ``.env``) configure ``main``; a wide terminal."""
-    for name in list(os.environ):
-        if name.startswith(("LEDGER_", "YOUCANPAY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'dispute.db'}")
-    monkeypatch.setenv("LEDGER_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "200")
-    return load_settings()
+def settings(cli_settings: Settings) -> Settings:
+    return cli_settings
 
 
 @pytest.fixture
@@ -60,12 +51,6 @@ def split(settings: Settings, clock: FakeClock) -> UUID:
         clock.advance(minutes=1)
         ledger.resolve_dispute(SUPPORT, order, DisputeOutcome.SPLIT, 5_000)
     return order
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows(out: str) -> list[list[str]]:
@@ -92,7 +77,7 @@ def header(out: str) -> dict[str, str]:
 def test_the_story_shows_every_event_with_who_what_and_the_status_after(
     split: UUID, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "dispute", str(split))
+    code, out, err = run_cli(capsys, "dispute", str(split))
     assert (code, err) == (0, "")
     table = rows(out)
     assert [row[0] for row in table] == sorted((row[0] for row in table), key=int)
@@ -128,7 +113,7 @@ def test_the_header_has_the_parties_package_total_status_and_the_payment(
 ) -> None:
     with open_app(settings, clock) as ledger:
         gig = ledger.get_order(SUPPORT, split).gig_id
-    code, out, _ = run(capsys, "dispute", str(split))
+    code, out, _ = run_cli(capsys, "dispute", str(split))
     assert code == 0
     assert f"Order {split}" in out
     assert header(out) == {
@@ -152,7 +137,7 @@ def test_an_order_without_payment_says_so(
         gig = ledger.create_gig(FL, "Logo", [Package("basic", 10_050, 3, 2, "a")]).aggregate.id
         order = ledger.place_order(CL, gig, "basic").aggregate.id
         ledger.cancel_order(CL, order, CancelReason.CLIENT_WITHDREW)
-    code, out, _ = run(capsys, "dispute", str(order))
+    code, out, _ = run_cli(capsys, "dispute", str(order))
     assert code == 0
     assert [(row[3], row[4]) for row in rows(out)] == [
         ("OrderPlaced basic package, 100.50 MAD, fee 20 %", "pending awaiting_payment"),
@@ -171,7 +156,7 @@ def test_what_is_not_an_order_is_a_clear_message_and_exit_1(
         "malformed": "[red]nope",
         "payment": str(payment_id_for(split)),
     }[kind]
-    code, out, err = run(capsys, "dispute", given)
+    code, out, err = run_cli(capsys, "dispute", given)
     assert (code, out) == (1, "")
     expected = "[red]nope is not an order id (a UUID)" if kind == "malformed" else "not found"
     assert expected in err and "Traceback" not in err

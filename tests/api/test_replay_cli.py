@@ -12,7 +12,6 @@ At 09:30 A is processing and B pending; the books hold A's 400 in escrow.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from api.cli import main
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, Package
-from ledger.settings import Settings, load_settings
+from ledger.settings import Settings
+from tests.api.conftest import run_cli
 from tests.conftest import FakeClock, open_app
 
 FL, CL = Caller("freelancer-1"), Caller("client-1")
@@ -73,20 +73,12 @@ AT_1100 = {
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Only this test's variables (and no ``.env``) configure ``main``; a wide terminal; the
-    temporary database in a folder of the test's own."""
-    for name in list(os.environ):
-        if name.startswith(("LEDGER_", "YOUCANPAY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("LEDGER_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "160")
+def settings(cli_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The temporary database of the replay in a folder of the test's own."""
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
-    return load_settings()
+    return cli_settings
 
 
 @pytest.fixture
@@ -127,16 +119,10 @@ def tables(out: str) -> dict[str, dict[str, list[str]]]:
     return found
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_read_models_as_they_were_at_a_past_time(
     story: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "replay", "--as-of", "2026-01-05T09:30:00Z")
+    code, out, err = run_cli(capsys, "replay", "--as-of", "2026-01-05T09:30:00Z")
     assert code == 0, out + err
     assert tables(out) == AT_0930
     assert "As of 2026-01-05T09:30:00+00:00" in out
@@ -150,23 +136,23 @@ def test_the_read_models_as_they_were_at_a_past_time(
 def test_a_time_with_an_offset_is_the_same_moment(
     story: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "replay", "--as-of", "2026-01-05T10:30:00+01:00")
+    code, out, _ = run_cli(capsys, "replay", "--as-of", "2026-01-05T10:30:00+01:00")
     assert (code, tables(out)) == (0, AT_0930)
 
 
 def test_a_time_after_the_last_event_gives_the_read_models_of_now(
     story: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "replay", "--as-of", "2026-01-05T11:00:00Z")
+    code, out, _ = run_cli(capsys, "replay", "--as-of", "2026-01-05T11:00:00Z")
     assert (code, tables(out)) == (0, AT_1100)
     assert f"up to position {story['end']} replayed" in out and "left out" not in out
-    assert run(capsys, "books", "trial-balance")[1].count("1,100.00") == 2, "as the books say"
+    assert run_cli(capsys, "books", "trial-balance")[1].count("1,100.00") == 2, "as the books say"
 
 
 def test_before_the_first_event_the_tables_are_empty(
     story: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "replay", "--as-of", "2025-12-31T23:59:59Z")
+    code, out, _ = run_cli(capsys, "replay", "--as-of", "2025-12-31T23:59:59Z")
     printed = tables(out)
     assert code == 0
     assert printed["Orders by status"]["total"] == ["0", "0.00"]
@@ -178,7 +164,7 @@ def test_the_temporary_database_is_deleted_and_the_store_left_alone(
     story: dict[str, int], settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = settings.sqlite_path.read_bytes()
-    assert run(capsys, "replay", "--as-of", "2026-01-05T09:30:00Z")[0] == 0
+    assert run_cli(capsys, "replay", "--as-of", "2026-01-05T09:30:00Z")[0] == 0
     assert list((tmp_path / "tmp").iterdir()) == []
     assert settings.sqlite_path.read_bytes() == before
 
