@@ -300,7 +300,7 @@ class _Report:
 
     def copying(self, position: int, head: int) -> None:
         if self.other is not None:
-            self.other.poll()  # keep its messages flowing
+            self.other.check()  # keep its messages flowing; no point going on if it failed
         if self.progress is not None:
             self.progress("copying", position, head)
 
@@ -398,17 +398,20 @@ class _Second:
             self._outcome = ("error", "it ended without a word")
         return self._outcome is not None
 
+    def check(self) -> None:
+        """Raises: RuntimeError, with its traceback, if it failed."""
+        if self.poll() and self._outcome is not None and self._outcome[0] != "done":
+            names = ", ".join(self.names)
+            text = self._outcome[1]
+            raise RuntimeError(f"the replay's second process ({names}) failed:\n{text}")
+
     def wait(self, progress: Callable[[], None]) -> None:
         """Until it is done, calling ``progress`` now and then.
 
         Raises: RuntimeError, with its traceback, when it failed."""
         while not self.poll(0.2):
             progress()
-        assert self._outcome is not None
-        kind, text = self._outcome
-        if kind != "done":
-            names = ", ".join(self.names)
-            raise RuntimeError(f"the replay's second process ({names}) failed:\n{text}")
+        self.check()
 
 
 def _second_replay(
@@ -495,12 +498,12 @@ def copy_until(
                     for n in kept
                 ]
                 insert(rows)
-                if also is not None:
-                    also(rows)
                 events += len(kept)
                 last = kept[-1].id
             if progress is not None:
                 progress(batch[-1].id, head)
+            if kept and also is not None:
+                also(rows)
     if progress is not None:
         progress(head, head)
     return Copied(events, last, head, later)

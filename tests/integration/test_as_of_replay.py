@@ -10,6 +10,7 @@ queries answered at ``T``.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -313,8 +314,9 @@ def test_a_store_with_compressed_events_replays_through_the_same_compressor(
 def test_a_failing_second_process_fails_the_replay_with_its_traceback(
     stored_app: LedgerApp, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its store cannot be opened here (a folder that does not exist): the copy and this
-    process's projections still finish, then the replay raises what went wrong there."""
+    """Its store cannot be opened (a folder that does not exist): the replay raises what
+    went wrong there, as soon as it hears of it or at the latest once its own part is done,
+    and leaves no process behind."""
     app = stored_app
     gigs = [open_gig(app, freelancer) for freelancer in FREELANCERS]
     drive_timed(app, clock, random.Random(4), gigs, list(LIFECYCLES))
@@ -328,4 +330,5 @@ def test_a_failing_second_process_fails_the_replay_with_its_traceback(
     monkeypatch.setattr(as_of, "target_env", elsewhere)
     with pytest.raises(RuntimeError, match=r"second process \(orders\) failed") as failed:
         replay_as_of(app, clock.now, tmp_path, parallel=True)
-    assert "Traceback" in str(failed.value)
+    assert "Traceback" in str(failed.value) and "unable to open database file" in str(failed.value)
+    assert multiprocessing.active_children() == []
