@@ -166,7 +166,7 @@ class ProjectionRunner:
     def _step(self, names: Sequence[str]) -> int | None:
         """Apply one batch to each of ``names`` in ONE transaction (one commit, however many
         projections); ``None`` when there was nothing to do."""
-        with self._applying, _no_gc_pauses():
+        with self._applying, no_gc_pauses():
             try:
                 return self._step_locked(names)
             except BaseException:
@@ -387,7 +387,7 @@ class _Prefetch:
 
 
 @contextmanager
-def _no_gc_pauses() -> Iterator[None]:
+def no_gc_pauses() -> Iterator[None]:
     """Hold off the cyclic garbage collector while a batch is applied.
 
     A batch allocates hundreds of thousands of objects (events, aggregates, rows) that
