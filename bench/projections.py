@@ -63,7 +63,8 @@ def _lifecycle(gig: Gig, client: str, n: int) -> Iterator[list[Order | Payment]]
     )
     payment.succeed(f"tx-{order.id}", GATEWAY, now)
     order.confirm_payment(payment.id, payment.amount, GATEWAY, now)
-    yield [order, payment]
+    yield [payment, order]  # a batch saves all of an aggregate's events together: the
+    # payment's first, so the escrow books see the money captured before it is released
     order.accept(them, now)
     yield [order]
     order.deliver("v1", them, now)
