@@ -324,3 +324,35 @@ class Verification(Schema):
     events: int
     head: ChainHead
     first_mismatch: int | None
+
+
+# -- notifications (API.md "Notifications") ---------------------------------------------------
+
+NotificationType = Literal[
+    "order.received",
+    "order.status_changed",
+    "order.delivered",
+    "payment.confirmed",
+    "review.requested",
+    "order.late",
+]
+
+
+class Notification(Schema):
+    """Something that happened to one of the caller's orders. ``order.late`` (an order past
+    its due date, not delivered) is ours, beyond API.md's five types."""
+
+    id: str
+    type: NotificationType
+    order_id: str
+    message: str
+    created_at: Timestamp
+    read_at: Timestamp | None
+
+
+class PreferencesIn(Request):
+    order_updates_notifications: bool
+
+
+class Preferences(Schema):
+    order_updates_notifications: bool

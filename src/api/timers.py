@@ -67,6 +67,40 @@ def funds_clearance(ledger: LedgerApp, models: ReadModels, after: timedelta, clo
     )
 
 
+def auto_completion(ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock) -> Timer:
+    """Completes deliveries the client left unanswered ``LEDGER_AUTO_COMPLETE_DAYS``
+    (``OrderCompleted``, reason ``delivery_unanswered``)."""
+    return DueTimer(
+        "auto-complete order", models.orders_to_auto_complete, ledger.auto_complete, after, clock
+    )
+
+
+def cancellation_acceptance(
+    ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock
+) -> Timer:
+    """Accepts cancellation requests left unanswered ``LEDGER_CANCELLATION_ANSWER_HOURS``
+    (``CancellationAccepted``, reason ``cancellation_unanswered``, then the refund)."""
+    return DueTimer(
+        "accept cancellation of order",
+        models.cancellations_to_accept,
+        ledger.auto_accept_cancellation,
+        after,
+        clock,
+    )
+
+
+def lateness(ledger: LedgerApp, models: ReadModels, clock: Clock) -> Timer:
+    """Marks orders past their ``dueAt`` with no delivery, once (``OrderMarkedLate``).
+    Due means the due date itself has passed: no waiting period (``after`` is zero)."""
+    return DueTimer(
+        "mark order late",
+        models.orders_past_due,
+        lambda order_id, _after: ledger.mark_late(order_id),
+        timedelta(0),
+        clock,
+    )
+
+
 def build_ticker(
     ledger: LedgerApp,
     models: ReadModels,
@@ -74,12 +108,20 @@ def build_ticker(
     clock: Clock,
     idempotency: IdempotencyStore,
 ) -> Ticker:
-    """Payment expiry, funds clearance, and forgetting idempotency keys older than 24 h."""
+    """Payment expiry, funds clearance, the orders' deadlines (auto-completion, unanswered
+    cancellation requests, lateness), and forgetting idempotency keys older than 24 h."""
     expiry = payment_expiry(
         ledger, models, timedelta(minutes=settings.payment_expiry_minutes), clock
     )
     clearance = funds_clearance(ledger, models, timedelta(days=settings.clearance_days), clock)
-    return Ticker([expiry, clearance, idempotency.purge])
+    deadlines = [
+        auto_completion(ledger, models, timedelta(days=settings.auto_complete_days), clock),
+        cancellation_acceptance(
+            ledger, models, timedelta(hours=settings.cancellation_answer_hours), clock
+        ),
+        lateness(ledger, models, clock),
+    ]
+    return Ticker([expiry, clearance, *deadlines, idempotency.purge])
 
 
 class Ticker:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         Decimal, _env("LEDGER_PLATFORM_FEE_PERCENT", ge=0, le=100, decimal_places=2)
     ] = Decimal(20)
     auto_complete_days: Annotated[int, _env("LEDGER_AUTO_COMPLETE_DAYS", ge=1, le=365)] = 3
+    cancellation_answer_hours: Annotated[
+        int, _env("LEDGER_CANCELLATION_ANSWER_HOURS", ge=1, le=365 * 24)
+    ] = 48
     payment_expiry_minutes: Annotated[
         int, _env("LEDGER_PAYMENT_EXPIRY_MINUTES", ge=1, le=7 * 24 * 60)
     ] = 30

@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ledger.domain.order import WORKING_STAGES
 from ledger.domain.values import OrderStatus, PaymentStatus
 from ledger.money import CURRENCY, from_centimes
 from projections.db import Database, Row
 from projections.escrow_queries import EscrowQueries
+from projections.notification_queries import NotificationQueries
 from projections.paging import Filters, Page, check_choice, one, page
+
+_WORKING_STAGES = ", ".join(f"'{stage}'" for stage in WORKING_STAGES)
+"""The stages of an order not delivered yet, as SQL literals (values of ``Stage``)."""
 
 
 class ReadModels:
@@ -20,6 +25,8 @@ class ReadModels:
         self.db = db
         self.escrow = EscrowQueries(db)
         """The escrow ledger's books: accounts, entries, balances."""
+        self.notifications = NotificationQueries(db)
+        """Each user's own notifications."""
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -55,6 +62,44 @@ class ReadModels:
             "SELECT * FROM order_history WHERE order_id = :id ORDER BY version", {"id": order_id}
         )
         return [history_view(row) for row in rows]
+
+    # -- deadlines: candidates only; the write side decides each one again ------------------
+
+    def orders_to_auto_complete(self, delivered_before: str, limit: int = 500) -> list[str]:
+        """Orders delivered at or before an ISO time and still waiting for the client,
+        oldest delivery first."""
+        return self._ids(
+            "SELECT id FROM orders WHERE stage = 'delivered' AND delivered_at <= :before"
+            " ORDER BY delivered_at LIMIT :limit",
+            delivered_before,
+            limit,
+        )
+
+    def cancellations_to_accept(self, requested_before: str, limit: int = 500) -> list[str]:
+        """Orders whose cancellation request, made at or before an ISO time, is still
+        unanswered, oldest request first."""
+        return self._ids(
+            "SELECT id FROM orders WHERE stage = 'cancellation_requested'"
+            " AND cancellation_requested_at <= :before"
+            " ORDER BY cancellation_requested_at LIMIT :limit",
+            requested_before,
+            limit,
+        )
+
+    def orders_past_due(self, now: str, limit: int = 500) -> list[str]:
+        """Processing orders not delivered whose ``dueAt`` is before ``now`` (an ISO time)
+        and that are not marked late yet, earliest due first."""
+        return self._ids(
+            "SELECT id FROM orders WHERE status = 'processing' AND marked_late_at IS NULL"
+            " AND due_at < :before"
+            f" AND stage IN ({_WORKING_STAGES})"
+            " ORDER BY due_at LIMIT :limit",
+            now,
+            limit,
+        )
+
+    def _ids(self, sql: str, before: str, limit: int) -> list[str]:
+        return [row["id"] for row in self.db.read(sql, {"before": before, "limit": limit})]
 
     # -- payments ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from projections.base import Projection
 from projections.models.audit import AuditChain
 from projections.models.escrow import EscrowLedger
 from projections.models.gigs import GigCatalog
+from projections.models.notifications import Notifications
 from projections.models.orders import OrderHistory
 from projections.models.payments import PaymentRecords
 from projections.runner import ProjectionRunner
@@ -19,6 +20,7 @@ def all_projections(app: LedgerApp) -> list[Projection]:
         PaymentRecords(transcoder),
         GigCatalog(transcoder),
         EscrowLedger(),
+        Notifications(),
         AuditChain(),
     ]
 

@@ -27,7 +27,7 @@ from projections.db import Txn
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = ["audit", "escrow", "gigs", "orders", "payments"]
+NAMES = ["audit", "escrow", "gigs", "notifications", "orders", "payments"]
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan")]
 

@@ -44,7 +44,7 @@ from projections.db import Txn
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = {"orders", "payments", "gigs", "escrow", "audit"}
+NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit"}
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan"), Caller("ben")]
 
@@ -288,7 +288,7 @@ def test_unread_topics_still_advance_every_position(
     assert runner.run_once() == 0
     assert tracked(runner) == dict.fromkeys(NAMES, 0)
     open_gig(stored_app, FREELANCERS[0])
-    unread = ["escrow", "orders", "payments"]
+    unread = ["escrow", "notifications", "orders", "payments"]
     assert runner.run_once(unread) == 0, "none of them reads a gig's event"
     assert {name: tracked(runner)[name] for name in unread} == dict.fromkeys(unread, 1)
     assert runner.run_once() == 2, "the catalogue and the audit chain read it"

@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert (settings.environment, settings.gateway) == ("development", "sandbox")
     assert (settings.platform_fee_percent, settings.fee_rate_bp) == (20, 2_000)
     assert settings.auto_complete_days == 3
+    assert settings.cancellation_answer_hours == 48
     assert settings.payment_expiry_minutes == 30
     assert settings.clearance_days == 14
 
@@ -104,6 +105,7 @@ def test_postgres_defaults_to_port_5432_and_user_postgres() -> None:
         ({"LEDGER_PLATFORM_FEE_PERCENT": "12.345"}, "LEDGER_PLATFORM_FEE_PERCENT"),
         ({"LEDGER_PLATFORM_FEE_PERCENT": "abc"}, "LEDGER_PLATFORM_FEE_PERCENT"),
         ({"LEDGER_AUTO_COMPLETE_DAYS": "0"}, "LEDGER_AUTO_COMPLETE_DAYS"),
+        ({"LEDGER_CANCELLATION_ANSWER_HOURS": "0"}, "LEDGER_CANCELLATION_ANSWER_HOURS"),
         ({"LEDGER_PAYMENT_EXPIRY_MINUTES": "0"}, "LEDGER_PAYMENT_EXPIRY_MINUTES"),
         ({"LEDGER_CLEARANCE_DAYS": "-1"}, "LEDGER_CLEARANCE_DAYS"),
         ({"LEDGER_DB_POOL_SIZE": "0"}, "LEDGER_DB_POOL_SIZE"),

@@ -19,6 +19,7 @@ from ledger.actors import Actor
 from ledger.domain.values import (
     MAX_TEXT,
     CancelReason,
+    DeadlineReason,
     DisputeOutcome,
     OrderStatus,
     Package,
@@ -58,6 +59,9 @@ class Order(Aggregate):
         "review": ("client",),
         "take_gateway_refund": ("gateway",),
         "clear_funds": ("clock",),
+        "auto_complete": ("clock",),
+        "auto_accept_cancellation": ("clock",),
+        "mark_late": ("clock",),
         CancelReason.CLIENT_WITHDREW: ("client",),
         CancelReason.POLICY_VIOLATION: ("support", "admin"),
         CancelReason.PAYMENT_FAILED: ("gateway", "clock"),
@@ -90,6 +94,9 @@ class Order(Aggregate):
         self.stage = Stage.AWAITING_PAYMENT
         self.revisions_used = 0
         self.due_at: datetime | None = None
+        self.delivered_at: datetime | None = None
+        self.cancellation_requested_at: datetime | None = None
+        self.marked_late_at: datetime | None = None
         self.paid_amount = 0
         self.payment_id: UUID | None = None
         self.cancellation_by: str | None = None
@@ -186,6 +193,7 @@ class Order(Aggregate):
     @event("OrderDelivered")
     def _delivered(self, message: str, actor: Actor, timestamp: datetime) -> None:
         self.stage = Stage.DELIVERED
+        self.delivered_at = timestamp
 
     def request_revision(self, reason: str, actor: Actor, timestamp: datetime) -> None:
         self._require(actor, "request_revision")
@@ -210,7 +218,11 @@ class Order(Aggregate):
         self._completed(fee, self.held - fee, actor, timestamp)
 
     @event("OrderCompleted")
-    def _completed(self, fee: int, net: int, actor: Actor, timestamp: datetime) -> None:
+    def _completed(
+        self, fee: int, net: int, actor: Actor, timestamp: datetime, reason: str | None = None
+    ) -> None:
+        """``reason`` is set when the clock completed the order (``DeadlineReason``); it
+        defaults so that completions stored before it existed still replay."""
         self.status, self.stage = COMPLETED, Stage.CLOSED
         self.fee, self.net = fee, net
         self.released_at = timestamp
@@ -246,6 +258,7 @@ class Order(Aggregate):
         self.stage_before_cancellation = self.stage
         self.stage = Stage.CANCELLATION_REQUESTED
         self.cancellation_by = actor.role
+        self.cancellation_requested_at = timestamp
 
     def withdraw_cancellation(self, actor: Actor, timestamp: datetime) -> None:
         self._require_answer(actor, "withdraw", by_requester=True)
@@ -253,7 +266,7 @@ class Order(Aggregate):
 
     @event("CancellationWithdrawn")
     def _cancellation_withdrawn(self, actor: Actor, timestamp: datetime) -> None:
-        self._resume_after_cancellation_request()
+        self._resume_after_cancellation_request(timestamp)
 
     def decline_cancellation(self, actor: Actor, timestamp: datetime) -> None:
         self._require_answer(actor, "decline", by_requester=False)
@@ -261,7 +274,7 @@ class Order(Aggregate):
 
     @event("CancellationDeclined")
     def _cancellation_declined(self, actor: Actor, timestamp: datetime) -> None:
-        self._resume_after_cancellation_request()
+        self._resume_after_cancellation_request(timestamp)
 
     def accept_cancellation(self, actor: Actor, timestamp: datetime) -> int:
         """The other party agrees: the order is cancelled and what was paid is refunded.
@@ -275,8 +288,13 @@ class Order(Aggregate):
         return refund
 
     @event("CancellationAccepted")
-    def _cancellation_accepted(self, actor: Actor, timestamp: datetime) -> None:
+    def _cancellation_accepted(
+        self, actor: Actor, timestamp: datetime, reason: str | None = None
+    ) -> None:
+        """``reason`` is set when the clock accepted for the silent party
+        (``DeadlineReason``); it defaults so that older acceptances still replay."""
         self.cancellation_by = None
+        self.cancellation_requested_at = None
 
     def _require_answer(self, actor: Actor, answer: str, *, by_requester: bool) -> None:
         self._require(actor, "answer_cancellation")
@@ -287,10 +305,16 @@ class Order(Aggregate):
             who = "the party who asked" if by_requester else "the other party"
             raise Forbidden(f"only {who} may {answer} this cancellation request")
 
-    def _resume_after_cancellation_request(self) -> None:
+    def _resume_after_cancellation_request(self, timestamp: datetime) -> None:
+        """Back to where the request found the order. A delivery waits for the client's
+        answer afresh from here, so a refused request never lets the clock complete the
+        order at once, before the client could answer the delivery."""
         self.stage = self.stage_before_cancellation or Stage.AWAITING_ACCEPTANCE
         self.stage_before_cancellation = None
         self.cancellation_by = None
+        self.cancellation_requested_at = None
+        if self.stage == Stage.DELIVERED:
+            self.delivered_at = timestamp
 
     # -- direct cancellation ----------------------------------------------------------------
 
@@ -339,6 +363,7 @@ class Order(Aggregate):
     def _dispute_opened(self, reason: str, actor: Actor, timestamp: datetime) -> None:
         self.stage = Stage.IN_DISPUTE
         self.cancellation_by = self.stage_before_cancellation = None
+        self.cancellation_requested_at = None
 
     def resolve_dispute(
         self, outcome: DisputeOutcome, refund: int | None, actor: Actor, timestamp: datetime
@@ -432,3 +457,70 @@ class Order(Aggregate):
     @event("FundsCleared")
     def _funds_cleared(self, actor: Actor, timestamp: datetime) -> None:
         self.funds_cleared_at = timestamp
+
+    # -- deadlines (the clock) --------------------------------------------------------------
+    # Each decides on the order's own state whether its moment has come, so a timer that
+    # read a stale read model, or a second worker that lost the race, is refused here.
+
+    def auto_complete(self, after: timedelta, actor: Actor, timestamp: datetime) -> None:
+        """The clock completes a delivery the client left unanswered for ``after``, as the
+        client's completion would (``OrderCompleted``, same fee and net), with the reason.
+
+        Raises: Forbidden (not the clock), InvalidTransition (not delivered, or not due).
+        """
+        self._require(actor, "auto_complete")
+        self._require_state("complete", stage=[Stage.DELIVERED])
+        self._require_due("the delivery completes itself", self.delivered_at, after, timestamp)
+        fee = fee_of(self.held, self.fee_rate_bp)
+        reason = DeadlineReason.DELIVERY_UNANSWERED
+        self._completed(fee, self.held - fee, actor, timestamp, reason)
+
+    def auto_accept_cancellation(self, after: timedelta, actor: Actor, timestamp: datetime) -> int:
+        """The clock accepts a cancellation request left unanswered for ``after``, as the
+        other party would (``CancellationAccepted``, ``OrderCancelled`` by mutual agreement),
+        with the reason. Returns the refund due, for the application to record.
+
+        Raises: Forbidden (not the clock), InvalidTransition (no request, or not due).
+        """
+        self._require(actor, "auto_accept_cancellation")
+        self._require_state(
+            "accept a cancellation request of", stage=[Stage.CANCELLATION_REQUESTED]
+        )
+        since = self.cancellation_requested_at
+        self._require_due("the cancellation request is accepted", since, after, timestamp)
+        self._cancellation_accepted(actor, timestamp, DeadlineReason.CANCELLATION_UNANSWERED)
+        refund = self.held
+        self._cancelled(CancelReason.MUTUAL_AGREEMENT, None, refund, actor, timestamp)
+        return refund
+
+    def mark_late(self, actor: Actor, timestamp: datetime) -> None:
+        """The clock records, once, that a processing order passed its ``dueAt`` with no
+        delivery (``OrderMarkedLate``; status and stage unchanged). A later delivery adds
+        nothing: the order stays marked, and is never marked again (not after a revision
+        request either).
+
+        Raises: Forbidden (not the clock), InvalidTransition (delivered or otherwise not
+        working, already marked, or not past due).
+        """
+        self._require(actor, "mark_late")
+        self._require_state("mark late", status=[PROCESSING], stage=WORKING_STAGES)
+        if self.marked_late_at is not None:
+            raise InvalidTransition("this order has already been marked late")
+        if self.due_at is None or timestamp <= self.due_at:
+            raise InvalidTransition(f"this order is due at {self.due_at}")
+        self._marked_late(self.due_at, DeadlineReason.PAST_DUE, actor, timestamp)
+
+    @staticmethod
+    def _require_due(
+        what: str, since: datetime | None, after: timedelta, timestamp: datetime
+    ) -> None:
+        if since is None or since + after > timestamp:
+            at = "a later time" if since is None else (since + after).isoformat()
+            raise InvalidTransition(f"{what} at {at}")
+
+    @event("OrderMarkedLate")
+    def _marked_late(
+        self, due_at: datetime, reason: str, actor: Actor, timestamp: datetime
+    ) -> None:
+        """``due_at`` rides along so readers (notifications) need not look it up."""
+        self.marked_late_at = timestamp

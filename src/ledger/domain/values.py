@@ -50,6 +50,19 @@ class CancelReason(StrEnum):
     REFUNDED_AT_GATEWAY = "refunded_at_gateway"
 
 
+class DeadlineReason(StrEnum):
+    """Why the clock acted on an order, written into the event it took (``reason``)."""
+
+    DELIVERY_UNANSWERED = "delivery_unanswered"
+    """The client neither completed, asked for a revision, disputed nor asked to cancel
+    within ``LEDGER_AUTO_COMPLETE_DAYS`` of the delivery."""
+    CANCELLATION_UNANSWERED = "cancellation_unanswered"
+    """The other party did not answer a cancellation request within
+    ``LEDGER_CANCELLATION_ANSWER_HOURS``."""
+    PAST_DUE = "past_due"
+    """The order's ``dueAt`` passed with no delivery."""
+
+
 class DisputeOutcome(StrEnum):
     RELEASE = "release"
     REFUND = "refund"

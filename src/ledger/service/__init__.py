@@ -1,16 +1,26 @@
 """The application service: ``LedgerApp`` and what each command returns (``Done``)."""
 
 from ledger.service.base import Done
+from ledger.service.deadlines import DeadlineCommands
 from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
+from ledger.service.inbox import InboxCommands
 from ledger.service.orders import OrderCommands
 from ledger.service.payments import PaymentCommands
 from ledger.service.timeline import Timeline, TimelineCommands, TimelineEntry
 
 
-class LedgerApp(GigCommands, OrderCommands, PaymentCommands, EscrowCommands, TimelineCommands):
-    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow, and
-    the order timelines read from the events.
+class LedgerApp(
+    GigCommands,
+    OrderCommands,
+    PaymentCommands,
+    EscrowCommands,
+    TimelineCommands,
+    DeadlineCommands,
+    InboxCommands,
+):
+    """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow,
+    the order timelines read from the events, and the deadlines the clock enforces.
 
     Every command takes the ``Caller`` first, decides who may do it (``ledger.access``),
     retries on a lost race, and returns ``Done(aggregate, position)``.

@@ -23,9 +23,11 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import Environment
 
-from ledger.actors import Actor
+from ledger import access
+from ledger.actors import Actor, Caller
 from ledger.clock import Clock, utc_now
 from ledger.domain.gig import Gig
+from ledger.domain.inbox import Inbox
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
@@ -35,6 +37,13 @@ from ledger.store import RECORDER_TOPICS
 
 A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
+OrderAction = Callable[[Order, Actor, datetime], int | None]
+"""Applies one command to a loaded order; returns the refund it makes due, if any."""
+
+
+class _StaleRead(Exception):
+    """``decide`` read one aggregate before and another after someone else's save: its
+    decision rests on state that no longer holds, so it is taken again (as on a lost race)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,8 @@ class Done(Generic[A]):
 class LedgerBase(Application[UUID]):
     """Store set-up, loading and the retrying save that every command goes through."""
 
-    snapshotting_intervals = {Gig: 10}  # noqa: RUF012 (the library's own class attribute)
+    # The library's own class attribute; inboxes gather a read mark per notification.
+    snapshotting_intervals = {Gig: 10, Inbox: 50}  # noqa: RUF012
     max_attempts = 5
     """How often a command is decided again after losing a race on the same aggregate."""
 
@@ -133,6 +143,45 @@ class LedgerBase(Application[UUID]):
         else:
             payment.request_refund(amount, reason, actor, now)
 
+    # -- order commands ---------------------------------------------------------------------
+
+    def _on_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        command: str,
+        expected_version: int | None,
+        act: OrderAction,
+    ) -> Done[Order]:
+        """Load the order, pick the caller's capacity for ``command``, act, refund if due.
+        Every order command goes this way, the parties' and the clock's alike, so a refund
+        is recorded the same way whoever caused it."""
+
+        def decide() -> list[Order | Payment]:
+            order = self._order(order_id)
+            actor = access.acting_on(caller, order, Order.WHO[command])
+            self._check_version(order, expected_version)
+            now = self.clock()
+            refund = act(order, actor, now)
+            return [order, *self._refund(order, refund or 0, actor, now)]
+
+        return self._run(decide)
+
+    def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
+        if amount <= 0 or order.payment_id is None:
+            return []
+        payment = self._payment(order.payment_id)
+        if amount > payment.refundable and self._moved_on(order):
+            raise _StaleRead  # another writer refunded it between our two reads
+        reason = order.cancel_reason or "dispute_split"
+        self._give_back(payment, amount, str(reason), actor, now)
+        return [payment]
+
+    def _moved_on(self, order: Order) -> bool:
+        """Whether the store holds events of ``order`` newer than those it was loaded with."""
+        loaded = order.version - len(order.pending_events)
+        return self._order(order.id).version != loaded
+
     # -- saving -----------------------------------------------------------------------------
 
     def _run(
@@ -151,7 +200,10 @@ class LedgerBase(Application[UUID]):
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
         for _ in range(self.max_attempts):
-            aggregates = decide()
+            try:
+                aggregates = decide()
+            except _StaleRead:
+                continue
             try:
                 recordings = self.save(*aggregates)
             except IntegrityError:

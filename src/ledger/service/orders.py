@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import cast
 from uuid import UUID, uuid4
@@ -10,9 +9,8 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from ledger import access
-from ledger.actors import Actor, Caller
+from ledger.actors import Caller
 from ledger.domain.order import DIRECT_CANCEL_REASONS, Order
-from ledger.domain.payment import Payment
 from ledger.domain.values import (
     MAX_TEXT,
     CancelReason,
@@ -21,9 +19,6 @@ from ledger.domain.values import (
 )
 from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.service.base import Done, LedgerBase
-
-OrderAction = Callable[[Order, Actor, datetime], int | None]
-"""Applies one command to a loaded order; returns the refund it makes due, if any."""
 
 
 class OrderCommands(LedgerBase):
@@ -294,31 +289,3 @@ class OrderCommands(LedgerBase):
             expected_version,
             lambda o, a, t: o.resolve_dispute(outcome, refund, a, t),
         )
-
-    def _on_order(
-        self,
-        caller: Caller,
-        order_id: UUID,
-        command: str,
-        expected_version: int | None,
-        act: OrderAction,
-    ) -> Done[Order]:
-        """Load the order, pick the caller's capacity for ``command``, act, refund if due."""
-
-        def decide() -> list[Order | Payment]:
-            order = self._order(order_id)
-            actor = access.acting_on(caller, order, Order.WHO[command])
-            self._check_version(order, expected_version)
-            now = self.clock()
-            refund = act(order, actor, now)
-            return [order, *self._refund(order, refund or 0, actor, now)]
-
-        return self._run(decide)
-
-    def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
-        if amount <= 0 or order.payment_id is None:
-            return []
-        payment = self._payment(order.payment_id)
-        reason = order.cancel_reason or "dispute_split"
-        self._give_back(payment, amount, str(reason), actor, now)
-        return [payment]

@@ -15,15 +15,17 @@ from projections.states import Evolver, StateCodec
 
 UPSERT_ORDER = """
 INSERT INTO orders (id, position, user_id, gig_id, package_id, freelancer_id, status, stage,
-    total_amount, currency, package, revisions_used, requirements, due_at, created_at,
-    updated_at, version, state)
+    total_amount, currency, package, revisions_used, requirements, due_at, delivered_at,
+    cancellation_requested_at, marked_late_at, created_at, updated_at, version, state)
 VALUES (:id, :position, :user_id, :gig_id, :package_id, :freelancer_id, :status, :stage,
-    :total_amount, :currency, :package, :revisions_used, :requirements, :due_at, :created_at,
-    :updated_at, :version, :state)
+    :total_amount, :currency, :package, :revisions_used, :requirements, :due_at, :delivered_at,
+    :cancellation_requested_at, :marked_late_at, :created_at, :updated_at, :version, :state)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, stage = excluded.stage,
     revisions_used = excluded.revisions_used, requirements = excluded.requirements,
-    due_at = excluded.due_at, updated_at = excluded.updated_at, version = excluded.version,
-    state = excluded.state
+    due_at = excluded.due_at, delivered_at = excluded.delivered_at,
+    cancellation_requested_at = excluded.cancellation_requested_at,
+    marked_late_at = excluded.marked_late_at, updated_at = excluded.updated_at,
+    version = excluded.version, state = excluded.state
 """
 
 INSERT_HISTORY = """
@@ -38,7 +40,9 @@ class OrderHistory(Projection):
 
     name: ClassVar[str] = "orders"
     tables: ClassVar[tuple[str, ...]] = ("order_history", "orders")
-    version: ClassVar[int] = 2  # 2: orders hold escrow fields (released, cleared, refunds)
+    version: ClassVar[int] = 3
+    """2: orders hold escrow fields (released, cleared, refunds). 3: the deadlines' times
+    (``delivered_at``, ``cancellation_requested_at``, ``marked_late_at``)."""
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Order, transcoder)
@@ -54,12 +58,20 @@ class OrderHistory(Projection):
                 gig_id TEXT NOT NULL, package_id TEXT NOT NULL, freelancer_id TEXT NOT NULL,
                 status TEXT NOT NULL, stage TEXT NOT NULL, total_amount BIGINT NOT NULL,
                 currency TEXT NOT NULL, package TEXT NOT NULL, revisions_used INTEGER NOT NULL,
-                requirements TEXT, due_at TEXT, created_at TEXT NOT NULL,
+                requirements TEXT, due_at TEXT, delivered_at TEXT,
+                cancellation_requested_at TEXT, marked_late_at TEXT, created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS orders_by_position ON orders (position)",
             "CREATE INDEX IF NOT EXISTS orders_by_client ON orders (user_id, position)",
             "CREATE INDEX IF NOT EXISTS orders_by_freelancer ON orders (freelancer_id, position)",
             "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, position)",
+            # The deadline timers' candidates, in partial indexes of the orders that may be due.
+            """CREATE INDEX IF NOT EXISTS orders_awaiting_completion ON orders (delivered_at)
+                WHERE stage = 'delivered'""",
+            """CREATE INDEX IF NOT EXISTS orders_awaiting_cancellation_answer
+                ON orders (cancellation_requested_at) WHERE stage = 'cancellation_requested'""",
+            """CREATE INDEX IF NOT EXISTS orders_not_marked_late ON orders (status, due_at)
+                WHERE marked_late_at IS NULL""",
             """CREATE TABLE IF NOT EXISTS order_history (
                 order_id TEXT NOT NULL, version INTEGER NOT NULL, position BIGINT NOT NULL,
                 status TEXT NOT NULL, stage TEXT NOT NULL, event TEXT NOT NULL,
@@ -103,6 +115,9 @@ def order_row(order: Order, position: int = 0) -> dict[str, Any]:
         "revisions_used": order.revisions_used,
         "requirements": order.requirements,
         "due_at": iso(order.due_at),
+        "delivered_at": iso(order.delivered_at),
+        "cancellation_requested_at": iso(order.cancellation_requested_at),
+        "marked_late_at": iso(order.marked_late_at),
         "created_at": iso(order.created_on),
         "updated_at": iso(order.modified_on),
         "version": order.version,
