@@ -35,7 +35,15 @@ class NotificationQueries:
             "recipient_id": ("recipient_id = :recipient_id", recipient_id),
             "unread": ("read_at IS NULL" if unread else "read_at IS NOT NULL", unread),
         }
-        return page(self.db, "notifications", filters, limit, starting_after, notification_view)
+        return page(
+            self.db,
+            "notifications",
+            filters,
+            limit,
+            starting_after,
+            notification_view,
+            cursor_in=["recipient_id"],  # read on its page, the cursor still leads on
+        )
 
     def recipient_of(self, notification_id: str) -> str | None:
         """Who a notification was made for (``None``: no such notification)."""

@@ -7,7 +7,7 @@ same filtered list, so a cursor from another list is refused rather than silentl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +41,26 @@ def page(
     limit: int,
     starting_after: str | None,
     view: View,
+    cursor_in: Sequence[str] | None = None,
 ) -> Page:
-    """Raises: ValidationFailed (limit out of range), InvalidCursor."""
+    """Raises: ValidationFailed (limit out of range), InvalidCursor.
+
+    The cursor must be an item of the list as ``filters`` select it, or, when given, as
+    only the filters named in ``cursor_in`` do: for a filter an item can leave (an unread
+    notification marked read while its page is on screen), the next page still follows it.
+    """
     if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be from 1 to {MAX_LIMIT}", field="limit")
     params = {name: value for name, (_, value) in filters.items() if value is not None}
     where = [condition for name, (condition, _) in filters.items() if name in params]
     if starting_after is not None:
+        scope = [
+            condition
+            for name, (condition, _) in filters.items()
+            if name in params and (cursor_in is None or name in cursor_in)
+        ]
         cursor = db.read(
-            f"SELECT position FROM {table} WHERE {' AND '.join([*where, 'id = :cursor'])}",
+            f"SELECT position FROM {table} WHERE {' AND '.join([*scope, 'id = :cursor'])}",
             {**params, "cursor": starting_after},
         )
         if not cursor:

@@ -87,11 +87,11 @@ class ReadModels:
         )
 
     def orders_past_due(self, now: str, limit: int = 500) -> list[str]:
-        """Processing orders not delivered whose ``dueAt`` is before ``now`` (an ISO time)
+        """Processing orders never delivered whose ``dueAt`` is before ``now`` (an ISO time)
         and that are not marked late yet, earliest due first."""
         return self._ids(
             "SELECT id FROM orders WHERE status = 'processing' AND marked_late_at IS NULL"
-            " AND due_at < :before"
+            " AND delivered_at IS NULL AND due_at < :before"
             f" AND stage IN ({_WORKING_STAGES})"
             " ORDER BY due_at LIMIT :limit",
             now,

@@ -180,3 +180,23 @@ def test_the_list_waits_for_min_position(api: Api) -> None:
     assert answer.headers["Retry-After"]
     bad = {**api.as_(CL), "X-Ledger-Min-Position": "soon"}
     problem(api.client.get(LIST, headers=bad), 422)
+
+
+def test_paging_unread_goes_on_past_a_cursor_marked_read(api: Api) -> None:
+    """Read a page of unread notifications, mark them read, ask for the next page: the
+    cursor has left the unread list, yet still says where the next page starts."""
+    gig = api.gig()
+    api.paid_order(gig)
+    api.paid_order(gig, transaction="tx-2")
+    everything = mine(api, CL)["data"]
+    first = mine(api, CL, unread="true", limit=2)
+    assert first["data"] == everything[:2] and first["hasMore"] is True
+    for item in first["data"]:
+        assert read(api, CL, item["id"]).status_code == 200
+    rest = mine(api, CL, unread="true", limit=2, startingAfter=first["data"][-1]["id"])
+    assert rest == {"data": everything[2:], "hasMore": False}
+    someone_elses = mine(api, "freelancer-1")["data"][0]["id"]
+    stranger = api.client.get(
+        LIST, params={"unread": "true", "startingAfter": someone_elses}, headers=api.as_(CL)
+    )
+    assert (stranger.status_code, stranger.json()["code"]) == (422, "invalid_cursor")

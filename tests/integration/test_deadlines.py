@@ -487,3 +487,13 @@ def test_a_worker_restarted_in_between_does_the_rest_and_nothing_twice(
     }
     assert deadline_events(app, asked)["CancellationAccepted"] == 1
     assert deadline_events(app, working)["OrderMarkedLate"] == 1
+
+
+def test_an_on_time_delivery_sent_back_after_the_due_date_is_not_late(
+    app: LedgerApp, gig: UUID, clock: FakeClock
+) -> None:
+    order_id = paid_order(app, gig)
+    app.deliver_order(FREELANCER, order_id, "early")
+    clock.advance(days=DELIVERY_DAYS + 1)
+    app.request_revision(CLIENT, order_id, "one more thing")
+    nothing_stored(app, lambda: app.mark_late(order_id))

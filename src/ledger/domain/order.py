@@ -495,15 +495,17 @@ class Order(Aggregate):
 
     def mark_late(self, actor: Actor, timestamp: datetime) -> None:
         """The clock records, once, that a processing order passed its ``dueAt`` with no
-        delivery (``OrderMarkedLate``; status and stage unchanged). A later delivery adds
-        nothing: the order stays marked, and is never marked again (not after a revision
-        request either).
+        delivery (``OrderMarkedLate``; status and stage unchanged). Only a first delivery
+        counts: an order delivered on time and sent back for a revision after ``dueAt`` is
+        not late. A later delivery adds nothing: the order stays marked.
 
         Raises: Forbidden (not the clock), InvalidTransition (delivered or otherwise not
         working, already marked, or not past due).
         """
         self._require(actor, "mark_late")
         self._require_state("mark late", status=[PROCESSING], stage=WORKING_STAGES)
+        if self.delivered_at is not None:
+            raise InvalidTransition("this order was delivered")
         if self.marked_late_at is not None:
             raise InvalidTransition("this order has already been marked late")
         if self.due_at is None or timestamp <= self.due_at:

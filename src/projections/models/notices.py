@@ -5,7 +5,9 @@ events, so a rebuild makes the notifications an incremental run made, to the let
   to both parties, ``order.received`` to the freelancer;
 - ``OrderDelivered``: ``order.delivered`` to the client;
 - ``OrderCompleted``: ``order.status_changed`` to both, ``review.requested`` to the client;
-- ``OrderCancelled``, ``DisputeResolved``: ``order.status_changed`` to both;
+- ``OrderCancelled``: ``order.status_changed`` to both;
+- ``DisputeResolved``: ``order.status_changed`` to both, and ``review.requested`` to the client
+  when the order ends completed (released or split);
 - ``OrderMarkedLate`` (the clock: past its due date, not delivered): ``order.late`` to both.
 
 ``payment.confirmed`` comes from ``OrderPaymentConfirmed``, not ``PaymentSucceeded``: that
@@ -117,10 +119,13 @@ def notices(envelope: Envelope, parties: Parties) -> list[Notice]:
     elif kind == "DisputeResolved":
         outcome = OUTCOMES.get(str(event.outcome), str(event.outcome))
         made += _status(both, f"The dispute on order {name} is resolved: {outcome}.")
+        if str(event.outcome) != "refund":  # released or split: completed, so reviewable
+            made.append((client, "review.requested", f"Order {name} is complete: review it."))
     elif kind == "OrderMarkedLate":
         due = getattr(event, "due_at", None)
         when = f" ({iso(due)})" if due is not None else ""
         made += [(who, "order.late", f"Order {name} is past its due date{when}.") for who in both]
+    assert len(made) <= SLOTS, "positions of one event's notifications must not collide"
     return [_notice(envelope, slot, *item) for slot, item in enumerate(made)]
 
 
