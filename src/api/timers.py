@@ -29,8 +29,9 @@ Timer = Callable[[], int]
 
 @dataclass(frozen=True)
 class DueTimer:
-    """Acts on everything the read models show due: each candidate whose moment is older
-    than ``after``, which ``act`` then decides again on the aggregate (``None`` when it
+    """Acts on everything the read models show due: each candidate whose moment lies
+    ``after`` or more before now (``candidates`` says at which bound), which ``act`` then
+    decides again on the aggregate (``None`` when it
     finds nothing due after all)."""
 
     name: str

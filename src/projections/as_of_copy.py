@@ -4,8 +4,7 @@ is exact."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +14,9 @@ from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from ledger.service import LedgerApp
+from projections.log import log_batches
 from projections.runner import no_gc_pauses
 
-READ_BATCH = 10_000
 _TIMESTAMP_PREFIX = b'{"timestamp":{"_type_":"datetime_iso","_data_":"'
 
 
@@ -53,7 +52,7 @@ def copy_until(
     cut: set[Any] = set()
     events, last, later = 0, 0, 0
     with no_gc_pauses():
-        for batch in _log(app, head):
+        for batch in log_batches(app.recorder, head):
             kept = []
             for stored in batch:
                 if stored.originator_id in cut or event_time(stored) > moment:
@@ -97,32 +96,6 @@ def inserter(target: LedgerApp) -> Callable[[list[Row]], None]:
             cursor.executemany(statement, rows)
 
     return insert
-
-
-def _log(app: LedgerApp, head: int) -> Iterator[Sequence[Notification]]:
-    """The source's notification log up to ``head``, ``READ_BATCH`` events at a time. The
-    next batch is read in a thread while the caller copies this one: the database and the
-    driver (which lets go of the GIL while it waits) work meanwhile."""
-
-    def read(start: int) -> Sequence[Notification]:
-        return app.recorder.select_notifications(
-            start=start, limit=READ_BATCH, stop=head, inclusive_of_start=False
-        )
-
-    if head <= 0:
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="ledger-as-of") as reader:
-        pending = reader.submit(read, 0)
-        while True:
-            batch = pending.result()
-            if not batch:
-                return
-            more = len(batch) == READ_BATCH and batch[-1].id < head
-            if more:
-                pending = reader.submit(read, batch[-1].id)
-            yield batch
-            if not more:
-                return
 
 
 def _stored_id(originator_id: UUID | str) -> str:

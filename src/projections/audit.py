@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Notification
-
 from ledger.service import LedgerApp
 from projections.db import Database
 from projections.events import event_record
+from projections.log import log_batches
 from projections.models.audit import GENESIS, next_hash
 
 BATCH = 10_000
@@ -42,20 +41,6 @@ class Verification:
             "head": {"position": self.position, "hash": self.hash},
             "firstMismatch": self.first_mismatch,
         }
-
-
-def stored_events(
-    recorder: ApplicationRecorder, after: int = 0, stop: int | None = None, batch: int = BATCH
-) -> Iterator[list[Notification]]:
-    """The raw log after position ``after`` (up to ``stop``), ``batch`` rows at a time."""
-    while True:
-        rows = recorder.select_notifications(
-            start=after, limit=batch, stop=stop, inclusive_of_start=False
-        )
-        if not rows:
-            return
-        yield list(rows)
-        after = rows[-1].id
 
 
 def stored_rows(
@@ -153,7 +138,7 @@ def every_event(
     """Every event as a record, in log order, streamed; only those at or before ``until``."""
     head = app.recorder.max_notification_id() or 0
     decode = app.mapper.to_domain_event
-    for rows in stored_events(app.recorder, 0, head):
+    for rows in log_batches(app.recorder, head):
         for row in rows:
             event: Any = decode(row)
             if until is None or event.timestamp <= until:

@@ -91,9 +91,14 @@ class EscrowLedger(Projection):
         ]
 
     def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
-        holds = _load_holds(txn, sorted({hold_key(e) for e in batch}))
+        keys = [hold_key(envelope) for envelope in batch]  # a uuid5 each: worked out once
+        holds = _load_holds(txn, sorted(set(keys)))
         books = Books(holds)
-        entries = [entry for envelope in batch for entry in books.post(envelope)]
+        entries = [
+            entry
+            for envelope, key in zip(batch, keys, strict=True)
+            for entry in books.post(envelope, key)
+        ]
         txn.executemany(INSERT_ENTRY, [_entry_row(entry) for entry in entries])
         txn.executemany(INSERT_POSTING, _posting_rows(entries))
         txn.executemany(ADD_TO_ACCOUNT, _account_deltas(entries))

@@ -124,13 +124,14 @@ class Books:
     def __init__(self, holds: dict[str, Hold]) -> None:
         self.holds = holds
 
-    def post(self, envelope: Envelope) -> Iterator[Entry]:
-        """The entries ``envelope`` causes (none for most events), its hold updated."""
+    def post(self, envelope: Envelope, key: str) -> Iterator[Entry]:
+        """The entries ``envelope`` causes (none for most events), its hold (``key``, from
+        ``hold_key``) updated."""
         kind, event = envelope.kind, envelope.event
         if kind == "PaymentCreated":
             self._open(event)
             return
-        hold = self.holds.get(hold_key(envelope))
+        hold = self.holds.get(key)
         if hold is None:  # an order that never had a payment: no money moved
             return
         if kind == "PaymentSucceeded":
