@@ -14,9 +14,11 @@ derived from the key, state transitions that cannot repeat). The saving is two d
 per request.
 
 Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
-request never finished (its process died) is released after ``STALE_CLAIM``; commands that
-create things derive the new id from the key and the request (``derived_id``), so even that
-retry cannot create a second order.
+request never finished (its process died) is released after ``STALE_CLAIM``. The retry that
+then wins it may follow a run that did commit: the command looks for that run's receipt,
+written in the transaction of its events (``ledger.receipts``), and answers from it instead of
+acting again. Commands that create things also derive the new id from the key and the
+request (``derived_id``), so not even a lost receipt could create a second order.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
-from ledger.clock import Clock
-from projections.base import iso
+from ledger.clock import Clock, iso
+from ledger.receipts import RECEIPTS_TABLE
 from projections.db import Database, Row, Txn
 
 RETENTION = timedelta(hours=24)
@@ -80,11 +82,13 @@ class Stored:
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming a key: ``won`` (go ahead), or what to answer instead."""
+    """The outcome of claiming a key: ``won`` (go ahead), or what to answer instead.
+    ``recheck``: won from a claim left unfinished, whose request may have committed."""
 
     won: bool
     replay: Stored | None = None
     conflict: bool = False
+    recheck: bool = False
 
 
 class IdempotencyStore:
@@ -124,7 +128,9 @@ class IdempotencyStore:
                     values,
                 )
                 # Two requests may both find the row lapsed; only one re-inserts it.
-                return Claim(won=txn.execute(_INSERT, values) == 1)
+                # An unfinished claim's request may have committed before its process died.
+                unfinished = row is not None and row["status"] is None
+                return Claim(won=txn.execute(_INSERT, values) == 1, recheck=unfinished)
         if row["request_hash"] != digest:
             return Claim(won=False, conflict=True)
         if row["status"] is None:
@@ -157,9 +163,9 @@ class IdempotencyStore:
             )
 
     def purge(self, now: datetime | None = None) -> int:
-        """Delete the keys older than ``RETENTION``; returns how many."""
-        cutoff = iso((now or self.clock()) - RETENTION)
+        """Delete the keys, and the commands' receipts, older than ``RETENTION``; returns
+        how many keys."""
+        cutoff = {"cutoff": iso((now or self.clock()) - RETENTION)}
         with self.db.transaction() as txn:
-            return txn.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < :cutoff", {"cutoff": cutoff}
-            )
+            txn.execute(f"DELETE FROM {RECEIPTS_TABLE} WHERE recorded_at < :cutoff", cutoff)
+            return txn.execute("DELETE FROM idempotency_keys WHERE created_at < :cutoff", cutoff)

@@ -14,6 +14,7 @@ from api.auth import Authenticator
 from api.idempotency import MAX_KEY, IdempotencyStore, Stored, derived_id, request_hash
 from api.middleware import header
 from api.problems import ApiError, problem
+from ledger.receipts import Receipt, keyed
 
 REPLAYED = (b"idempotent-replayed", b"true")
 
@@ -72,7 +73,9 @@ class Idempotency:
             )
             await answer(scope, receive, send)
             return
-        stored = await self._run(scope, body, send, store, caller_id, key)
+        receipt = Receipt(caller_id, key, digest, recheck=claim.recheck)
+        with keyed(receipt):  # the command records its receipt with its events
+            stored = await self._run(scope, body, send, store, receipt)
         if stored.status >= 500:
             await to_thread.run_sync(store.release, caller_id, key)
         else:
@@ -84,10 +87,10 @@ class Idempotency:
         body: bytes,
         send: Send,
         store: IdempotencyStore,
-        caller_id: str,
-        key: str,
+        receipt: Receipt,
     ) -> Stored:
-        """Run the request on the body already read, passing the answer on and keeping it."""
+        """Run the request on the body already read, passing the answer on and keeping it.
+        An answer rebuilt from an earlier run's receipt is marked replayed, as it is one."""
         status, headers, chunks = 500, [], []
         sent = False
 
@@ -105,6 +108,8 @@ class Idempotency:
                 headers = [
                     (n.decode("latin-1"), v.decode("latin-1")) for n, v in message["headers"]
                 ]
+                if receipt.replayed:
+                    message = {**message, "headers": [*message["headers"], REPLAYED]}
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
             await send(message)
@@ -112,7 +117,7 @@ class Idempotency:
         try:
             await self.app(scope, replay_body, keep)
         except BaseException:
-            await to_thread.run_sync(store.release, caller_id, key)
+            await to_thread.run_sync(store.release, receipt.caller_id, receipt.key)
             raise
         return Stored(status, headers, b"".join(chunks))
 

@@ -16,11 +16,10 @@ from datetime import timedelta
 from uuid import UUID
 
 from api.idempotency import IdempotencyStore
-from ledger.clock import Clock
+from ledger.clock import Clock, iso
 from ledger.errors import LedgerError
 from ledger.service import LedgerApp
 from ledger.settings import Settings
-from projections.base import iso
 from projections.queries import ReadModels
 
 log = logging.getLogger("api.timers")

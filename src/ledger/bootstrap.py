@@ -7,6 +7,7 @@ from ledger.gateway.port import PaymentGateway
 from ledger.gateway.sandbox import Sandbox
 from ledger.gateway.youcanpay import YouCanPay
 from ledger.service import LedgerApp
+from ledger.service.commit import Batching
 from ledger.settings import Settings
 
 
@@ -21,6 +22,11 @@ def build_ledger(settings: Settings, clock: Clock = utc_now) -> LedgerApp:
         fee_rate_bp=settings.fee_rate_bp,
         gateway=build_gateway(settings),
         public_url=str(settings.public_url),
+        batching=Batching(
+            enabled=settings.group_commit,
+            max_aggregates=settings.batch_max_aggregates,
+            max_wait=float(settings.batch_wait_ms) / 1_000,
+        ),
     )
 
 

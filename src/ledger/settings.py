@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         int, _env("LEDGER_PAYMENT_EXPIRY_MINUTES", ge=1, le=7 * 24 * 60)
     ] = 30
     clearance_days: Annotated[int, _env("LEDGER_CLEARANCE_DAYS", ge=0, le=365)] = 14
+    group_commit: Annotated[bool, _env("LEDGER_GROUP_COMMIT")] = True
+    batch_max_aggregates: Annotated[int, _env("LEDGER_BATCH_MAX_AGGREGATES", ge=1, le=10_000)] = 256
+    batch_wait_ms: Annotated[
+        Decimal, _env("LEDGER_BATCH_WAIT_MS", ge=0, le=100, decimal_places=3)
+    ] = Decimal(0)
 
     @field_validator("database_url")
     @classmethod

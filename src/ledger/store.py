@@ -5,6 +5,10 @@ triggers that make the database refuse any UPDATE or DELETE of a stored event (a
 on PostgreSQL), so not even a buggy migration or a hand-typed statement can rewrite history
 quietly. Auditors rely on that; the hash chain (a later feature) proves it.
 
+Beside the events each recorder keeps ``ledger_receipts`` (``ledger.receipts``): the outcome
+of a command run under an ``Idempotency-Key``, written in the very transaction of its events
+(``save(..., receipts=[...])``), so a retry can be answered from it after any crash.
+
 On PostgreSQL an API and a worker often start together on an empty database
 (docker-compose does exactly that). Two concurrent ``CREATE TYPE``/``CREATE TABLE IF NOT
 EXISTS`` may both pass the existence check and one then fails on the catalogue's unique
@@ -18,15 +22,52 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
-from psycopg.sql import SQL, Identifier
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.receipts import RECEIPTS_TABLE, Outcome, ReceiptEntry
 
 APPEND_ONLY_MESSAGE = "stored events are append-only"
 SCHEMA_LOCK = 7_305_116_001
 """PostgreSQL advisory lock key held while any part of the schema is created."""
+
+
+_RECEIPTS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    " caller_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
+    " aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, position BIGINT NOT NULL,"
+    " recorded_at TEXT NOT NULL, PRIMARY KEY (caller_id, key))",
+    f"CREATE INDEX IF NOT EXISTS {RECEIPTS_TABLE}_by_age ON {{table}} (recorded_at)",
+)
+_RECEIPT_COLUMNS = "caller_id, key, request_hash, aggregate_id, version, position, recorded_at"
+# A key comes back after its retention; the newer request's receipt replaces the old one.
+_UPSERT_RECEIPT = (
+    f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (caller_id, key) DO UPDATE SET request_hash = excluded.request_hash,"
+    " aggregate_id = excluded.aggregate_id, version = excluded.version,"
+    " position = excluded.position, recorded_at = excluded.recorded_at"
+)
+_SELECT_RECEIPT = f"SELECT {_RECEIPT_COLUMNS} FROM {{table}} WHERE caller_id = ? AND key = ?"
+"""Statements on the receipts table, in SQLite's parameter style (``?``); ``{table}`` is
+the table's name, qualified with the schema on PostgreSQL."""
+
+
+@runtime_checkable
+class Receipts(Protocol):
+    """A recorder that keeps receipts (both SQL recorders here; not the in-memory one)."""
+
+    def receipt_of(self, caller_id: str, key: str) -> Outcome | None:
+        """The receipt stored under the caller's key, if any."""
+
+
+def _outcome(row: Sequence[Any]) -> Outcome:
+    caller_id, key, request_hash, aggregate_id, version, position, recorded_at = row
+    return Outcome(caller_id, key, request_hash, UUID(aggregate_id), version, position, recorded_at)
 
 
 @runtime_checkable
@@ -55,10 +96,30 @@ class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
                 for row in cursor.fetchall()
             ]
 
+    def receipt_of(self, caller_id: str, key: str) -> Outcome | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(_SELECT_RECEIPT.format(table=RECEIPTS_TABLE), (caller_id, key))
+            row = cursor.fetchone()
+        return None if row is None else _outcome(tuple(row))
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
+        if receipts and positions:
+            c.executemany(
+                _UPSERT_RECEIPT.format(table=RECEIPTS_TABLE),
+                [entry.row(positions) for entry in receipts],
+            )
+        return positions
+
     def create_table(self) -> None:
         super().create_table()
         table = self.events_table_name
         with self.datastore.transaction(commit=True) as cursor:
+            for statement in _RECEIPTS_SCHEMA:
+                cursor.execute(statement.format(table=RECEIPTS_TABLE))
             for operation in ("UPDATE", "DELETE"):
                 cursor.execute(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
@@ -96,11 +157,36 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
                 _notification(row, row["notification_id"], bytes(row["state"])) for row in cursor
             ]
 
+    def receipt_of(self, caller_id: str, key: str) -> Outcome | None:
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self._in_schema(_SELECT_RECEIPT), (caller_id, key))
+            row = cursor.fetchone()
+        return None if row is None else _outcome(tuple(row.values()))
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's hook inside the insert's transaction, once positions are known."""
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
+        if receipts and positions:
+            curs.executemany(
+                self._in_schema(_UPSERT_RECEIPT), [entry.row(positions) for entry in receipts]
+            )
+        return positions
+
+    def _in_schema(self, statement: str) -> Composed:
+        """One of the receipts statements for PostgreSQL, on this store's schema."""
+        table = Identifier(self.datastore.schema or "public", RECEIPTS_TABLE)
+        return SQL(statement.replace("?", "%s")).format(table=table)
+
     def _install_triggers(self) -> None:
         schema = self.datastore.schema or "public"
         table = f'"{schema}"."{self.events_table_name}"'
         function = f'"{schema}"."ledger_refuse_change"'
         with self.datastore.transaction(commit=True) as cursor:
+            for statement in _RECEIPTS_SCHEMA:
+                cursor.execute(self._in_schema(statement))
             cursor.execute(
                 f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE} (% refused)', TG_OP; END $$"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, DomainEvent
@@ -74,12 +73,3 @@ def topics_of(*aggregates: type[Aggregate]) -> list[str]:
         for value in vars(aggregate).values()
         if isinstance(value, type) and issubclass(value, DomainEvent)
     ]
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Timestamps are stored as ISO 8601 UTC text with microseconds, which sorts by time on
-    every backend and reads back exactly."""
-    if moment is None:
-        return None
-    # ``…+00:00`` → ``…Z``; isoformat is faster than strftime, and the same from year 1000.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from projections.base import iso
+from ledger.clock import iso
 
 ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger.clock import utc_now
+from ledger.clock import iso, utc_now
 from ledger.service import LedgerApp
 from projections import tracking
-from projections.base import Envelope, Projection, iso
+from projections.base import Envelope, Projection
 from projections.db import Database
 from projections.postgres import PROJECTIONS_CHANNEL, Leadership, Listener
 

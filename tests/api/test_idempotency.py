@@ -25,7 +25,9 @@ import pytest
 
 from api.auth import signing_key
 from api.idempotency import request_hash
+from ledger.receipts import Outcome
 from ledger.settings import Settings
+from ledger.store import Receipts
 from tests.api.conftest import BASIC, Api
 from tests.conftest import FakeClock
 
@@ -389,6 +391,76 @@ def test_a_retried_gig_whose_answer_was_lost_creates_no_second_gig(api: Api) -> 
     assert head(api) == stored
     gigs = items(api, "/v1/gigs?freelancerId=freelancer-1", "client-1")
     assert [g["id"] for g in gigs] == [first.json()["id"]]
+
+
+def receipt_of(api: Api, who: str, key: str = KEY) -> Outcome | None:
+    recorder = api.app.state.ledger.recorder
+    assert isinstance(recorder, Receipts)
+    return recorder.receipt_of(who, key)
+
+
+@pytest.mark.parametrize("make", [place_order, accept], ids=["place_order", "accept"])
+def test_a_keyed_command_leaves_its_receipt_in_its_own_transaction(
+    api: Api, make: Callable[[Api], Request]
+) -> None:
+    request = make(api)
+    first = send(api, request)
+    assert first.status_code in (200, 201), first.text
+    receipt = receipt_of(api, request.who)
+    assert receipt is not None
+    assert (str(receipt.aggregate_id), receipt.version) == (
+        first.json()["id"],
+        int(first.headers["etag"].strip('"')),
+    )
+    assert receipt.position == int(first.headers["x-ledger-position"]) == head(api)
+    assert receipt_of(api, request.who, "another-key") is None
+
+
+@pytest.mark.parametrize("make", [place_order, accept], ids=["place_order", "accept"])
+def test_a_retry_after_a_crash_between_commit_and_answer_gets_the_first_answer(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, make: Callable[[Api], Request]
+) -> None:
+    """The process dies after the command committed and before the answer was kept: the
+    claim stays unfinished. Once it lapses, the retry is answered from the receipt written
+    with the events — the same status, body and headers — and acts no second time."""
+    request = make(api)
+    store = api.app.state.idempotency
+    with monkeypatch.context() as crash:
+        crash.setattr(store, "complete", lambda *_: None)
+        first = send(api, request)
+    assert first.status_code in (200, 201), first.text
+    stored = head(api)
+    running = send(api, request)
+    assert (running.status_code, running.json()["code"]) == (409, "idempotency_in_progress")
+    clock.advance(minutes=3)
+    retry = send(api, request)
+    assert_replay_of(retry, first)
+    assert head(api) == stored
+    assert_replay_of(send(api, request), first)  # now from the answer kept this time
+
+
+@on_sqlite
+def test_a_claim_left_unfinished_by_a_command_that_stored_nothing_runs_again(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No receipt, no replay: the retry of a request whose command stored nothing (here
+    refused by ``If-Match``, which is not part of the request's hash) is decided afresh."""
+    request = accept(api)
+    store = api.app.state.idempotency
+    headers = {**api.as_(request.who), "Idempotency-Key": KEY, "If-Match": '"1"'}
+    with monkeypatch.context() as crash:
+        crash.setattr(store, "complete", lambda *_: None)
+        crash.setattr(store, "release", lambda *_: None)
+        refused = api.client.post(request.path, json=request.body, headers=headers)
+    assert refused.status_code == 412, refused.text
+    stored = head(api)
+    clock.advance(minutes=3)
+    retry = send(api, request)
+    assert retry.status_code == 200, retry.text
+    assert "idempotent-replayed" not in retry.headers
+    assert head(api) > stored
+    receipt = receipt_of(api, request.who)
+    assert receipt is not None and receipt.position == head(api)
 
 
 # -- concurrency --------------------------------------------------------------------------------

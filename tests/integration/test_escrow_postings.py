@@ -26,12 +26,12 @@ from tests.integration.helpers import (
 )
 from tests.integration.projection_helpers import dump, open_runner, rebuild_all
 
+from ledger.clock import iso
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, DisputeOutcome, OrderStatus
 from ledger.gateway.sandbox import Sandbox
 from ledger.money import fee_of, from_centimes
 from ledger.service import LedgerApp
-from projections.base import iso
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 

@@ -35,11 +35,12 @@ from tests.integration.projection_helpers import (
 
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
+from ledger.clock import iso
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, Package
 from ledger.service import LedgerApp
 from ledger.settings import Settings, load_settings
-from projections.base import Envelope, iso
+from projections.base import Envelope
 from projections.db import Txn
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner

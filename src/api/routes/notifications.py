@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from api import schemas
 from api.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
 from api.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
+from ledger.clock import iso
 from ledger.domain.inbox import Inbox
 from ledger.errors import NotFound
 from ledger.service import Done
-from projections.base import iso
 
 router = APIRouter(prefix="/v1", tags=["notifications"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("notifications"))

@@ -1,31 +1,41 @@
 """``LedgerApp``: the application service. Every command is *load → decide → save*.
 
 Commands load aggregates, decide (guards, then events) with the time read once from the
-injected clock, and save every changed aggregate in one atomic ``save``. When another writer
-got there first the store raises ``IntegrityError`` (the (id, version) key is taken); the
-command is then decided again on fresh state, and if it is no longer allowed the caller gets
-the domain error. Each command returns the aggregate and the notification position of its
-last event, which the API hands out for read-your-writes.
+injected clock, and save every changed aggregate atomically: the events go to the process's
+writer (``service.commit``), which records those of concurrent commands in one transaction
+and answers each command once that transaction committed. When another writer got there
+first (the (id, version) key is taken) the command is decided again on fresh state, and if
+it is no longer allowed the caller gets the domain error. Each command returns the aggregate
+and the notification position of its last event, which the API hands out for
+read-your-writes. A command run under an ``Idempotency-Key`` leaves a receipt in the same
+transaction (``ledger.receipts``), and a retry that finds it is answered from it.
 
 This module holds the plumbing; the sibling modules add one method per command.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.utils import Environment
 
-from ledger import access
+from ledger import access, receipts
 from ledger.actors import Actor, Caller
-from ledger.clock import Clock, utc_now
+from ledger.clock import Clock, iso, utc_now
 from ledger.domain.gig import Gig
 from ledger.domain.inbox import Inbox
 from ledger.domain.order import Order
@@ -33,8 +43,11 @@ from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound, VersionMismatch
 from ledger.gateway.port import PaymentGateway
-from ledger.store import RECORDER_TOPICS
+from ledger.receipts import ReceiptEntry
+from ledger.service.commit import Batching, GroupCommit, Pending
+from ledger.store import RECORDER_TOPICS, Receipts
 
+log = logging.getLogger("ledger")
 A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
 OrderAction = Callable[[Order, Actor, datetime], int | None]
@@ -70,6 +83,7 @@ class LedgerBase(Application[UUID]):
         fee_rate_bp: int = 2_000,
         gateway: PaymentGateway | None = None,
         public_url: str = "http://127.0.0.1:8000",
+        batching: Batching | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock
@@ -79,9 +93,12 @@ class LedgerBase(Application[UUID]):
         recorded with no checkout."""
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
+        self.writer = GroupCommit(self._insert, self._latest_version, batching or Batching())
 
     def close(self) -> None:
-        """Close the store, and the gateway's HTTP client where it has one."""
+        """Record the commands already handed to the writer, then close the store, and the
+        gateway's HTTP client where it has one."""
+        self.writer.close()
         closer = getattr(self.gateway, "close", None)
         if callable(closer):
             closer()
@@ -199,19 +216,92 @@ class LedgerBase(Application[UUID]):
             Busy: still losing races after ``max_attempts`` (a very hot aggregate).
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
+        recorded = self._recorded_before()
+        if recorded is not None:
+            return recorded
         for _ in range(self.max_attempts):
             try:
                 aggregates = decide()
             except _StaleRead:
                 continue
             try:
-                recordings = self.save(*aggregates)
+                recordings = self.writer.record(self._pending(aggregates))
             except IntegrityError:
                 if creates is not None and creates in self.repository:
                     raise Conflict(taken or f"{creates} already exists") from None
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Busy("the resource changed too often while this command ran; try again")
+
+    def _recorded_before(self) -> Done[Any] | None:
+        """The answer an earlier run of this keyed request committed, when it may have
+        (``Receipt.recheck``) and did: its aggregate at the version it left."""
+        receipt = receipts.current()
+        if receipt is None or not receipt.recheck or not isinstance(self.recorder, Receipts):
+            return None
+        outcome = self.recorder.receipt_of(receipt.caller_id, receipt.key)
+        if outcome is None or outcome.request_hash != receipt.request_hash:
+            return None
+        receipt.taken = receipt.replayed = True
+        aggregate: Aggregate = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return Done(aggregate, outcome.position)
+
+    def _pending(self, aggregates: Sequence[Aggregate]) -> Pending:
+        """Take the decided events off ``aggregates`` and encode them, in the caller's
+        thread (the writer then only inserts), with the request's receipt if it has one."""
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        receipt = receipts.current()
+        if receipt is not None:
+            receipt.taken = True
+        return Pending(aggregates, events, stored, receipt)
+
+    def _insert(self, batch: Sequence[Pending]) -> list[list[Recording[UUID]]]:
+        """The writer's one transaction for ``batch``; then snapshots, and listeners told."""
+        stored = [event for pending in batch for event in pending.stored]
+        entries, end, now = [], 0, str(iso(self.clock()))
+        for pending in batch:
+            end += len(pending.events)
+            if pending.receipt is not None:
+                answer = pending.aggregates[0]
+                entries.append(
+                    ReceiptEntry(pending.receipt, answer.id, answer.version, end - 1, now)
+                )
+        positions = self.recorder.insert_events(stored, receipts=entries) or []
+        recordings, start = [], 0
+        for pending in batch:
+            own = positions[start : start + len(pending.events)]
+            recordings.append(
+                [
+                    Recording(event, _notification(saved, position))
+                    for event, saved, position in zip(
+                        pending.events, pending.stored, own, strict=True
+                    )
+                ]
+            )
+            start += len(pending.events)
+        self._after_commit(batch, [r for own in recordings for r in own])
+        return recordings
+
+    def _after_commit(self, batch: Sequence[Pending], recordings: list[Recording[UUID]]) -> None:
+        """What the library's ``save`` does after recording: cache, snapshots, listeners.
+        The events are committed: a failing snapshot is logged, never the command's error."""
+        done: ProcessingEvent[UUID] = ProcessingEvent()
+        for pending in batch:
+            done.events.extend(pending.events)
+            done.aggregates.update((aggregate.id, aggregate) for aggregate in pending.aggregates)
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in done.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        try:
+            self._take_snapshots(done)
+        except Exception:
+            log.exception("taking a snapshot failed (the events are recorded)")
+        self._notify(recordings)
+
+    def _latest_version(self, aggregate_id: UUID) -> int:
+        latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return latest[0].originator_version if latest else 0
 
     # -- telling others ---------------------------------------------------------------------
 
@@ -224,3 +314,13 @@ class LedgerBase(Application[UUID]):
         if recordings:
             for listener in self._listeners:
                 listener(recordings[-1].notification.id)
+
+
+def _notification(saved: StoredEvent, position: int) -> Notification:
+    return Notification(
+        id=position,
+        originator_id=saved.originator_id,
+        originator_version=saved.originator_version,
+        topic=saved.topic,
+        state=saved.state,
+    )

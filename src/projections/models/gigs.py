@@ -10,9 +10,10 @@ from uuid import UUID
 from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import get_topic
 
+from ledger.clock import iso
 from ledger.domain.gig import Gig
 from ledger.domain.order import Order
-from projections.base import Envelope, Projection, iso, topics_of
+from projections.base import Envelope, Projection, topics_of
 from projections.db import Txn
 from projections.states import Evolver, StateCodec
 

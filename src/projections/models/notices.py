@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 from uuid import NAMESPACE_URL, uuid5
 
+from ledger.clock import iso
 from ledger.money import from_centimes
-from projections.base import Envelope, iso
+from projections.base import Envelope
 
 NOTIFICATION_NAMESPACE: Final = uuid5(NAMESPACE_URL, "https://gig-ledger/notifications")
 ORDER_EVENTS: Final = (

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
+from ledger.clock import iso
 from ledger.domain.inbox import Inbox, inbox_id_for
 from ledger.domain.order import Order
-from projections.base import Envelope, Projection, iso, topics_of
+from projections.base import Envelope, Projection, topics_of
 from projections.db import Row, Txn
 from projections.models.notices import ORDER_EVENTS, Notice, Parties, notices
 

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 from eventsourcing.persistence import Transcoder
 
+from ledger.clock import iso
 from ledger.domain.order import Order
-from projections.base import Envelope, Projection, iso, topics_of
+from projections.base import Envelope, Projection, topics_of
 from projections.db import Txn
 from projections.states import Evolver, StateCodec
 

@@ -9,8 +9,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Transcoder
 
+from ledger.clock import iso
 from ledger.domain.payment import Payment
-from projections.base import Envelope, Projection, iso, topics_of
+from projections.base import Envelope, Projection, topics_of
 from projections.db import Txn
 from projections.states import Evolver, StateCodec
 

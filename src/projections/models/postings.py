@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import NAMESPACE_URL, uuid5
 
+from ledger.clock import iso
 from ledger.domain.payment import payment_id_for
-from projections.base import Envelope, iso
+from projections.base import Envelope
 
 GATEWAY: Final = "assets:gateway"
 ESCROW: Final = "liabilities:escrow"

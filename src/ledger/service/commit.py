@@ -1,0 +1,254 @@
+"""Group commit: the events of concurrent commands recorded in one transaction.
+
+The store serialises its insert transactions (one table lock each, so that commit order is
+notification order); with one command per transaction the write path is bound by that
+lock and by one disk flush per command. Here commands still *decide* in their callers'
+threads, and hand their pending events to one writer per process, which records whatever
+has gathered — up to ``max_aggregates`` aggregates, waiting at most ``max_wait`` for more —
+in one transaction. Each caller is answered only after that transaction committed, with the
+positions of its own events.
+
+A batch never fails an innocent command:
+
+- two commands for the same aggregate are never in one batch: the later one is sent back
+  to be decided again, once the batch that holds the earlier one has committed;
+- on a version conflict the writer finds the commands whose aggregates moved on in the
+  store (another process wrote them) and sends only those back; the rest commit without
+  them;
+- a failure of the store itself (connection lost, database down) fails every command of
+  the batch: nothing of it was written, and nobody's fault is the others';
+- any other failure halves the batch until the command that causes it fails alone.
+
+With ``enabled=False`` each command is recorded in its caller's thread in a transaction of
+its own, by the same code: the mode to compare and debug against.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Recording,
+    StoredEvent,
+)
+
+from ledger.receipts import Receipt
+
+log = logging.getLogger("ledger.commit")
+
+
+@dataclass(eq=False)
+class Pending:
+    """One command's decision on its way to the store.
+
+    ``events`` and ``stored`` were taken from the aggregates and encoded in the caller's
+    thread (the writer only inserts); ``outcome`` is answered with the command's recordings,
+    or with the exception the command must see.
+    """
+
+    aggregates: Sequence[Aggregate]
+    events: Sequence[Any]
+    stored: Sequence[StoredEvent]
+    receipt: Receipt | None = None
+    outcome: Future[list[Recording[UUID]]] = field(default_factory=Future)
+
+    @property
+    def ids(self) -> set[UUID]:
+        return {aggregate.id for aggregate in self.aggregates}
+
+    def first_versions(self) -> dict[UUID, int]:
+        """Each aggregate's first new version: the store must hold the one before it."""
+        first: dict[UUID, int] = {}
+        for event in self.events:
+            first.setdefault(event.originator_id, event.originator_version)
+        return first
+
+
+Insert = Callable[[Sequence[Pending]], list[list[Recording[UUID]]]]
+"""Records a batch in one transaction; returns each command's recordings, in order."""
+Latest = Callable[[UUID], int]
+"""The version the store holds of an aggregate (0 for none)."""
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How commands are grouped: ``enabled`` (else one transaction per command), at most
+    ``max_aggregates`` aggregates per transaction, ``max_wait`` seconds spent gathering."""
+
+    enabled: bool = True
+    max_aggregates: int = 256
+    max_wait: float = 0.0
+
+
+class GroupCommit:
+    """One writer thread per application, started with the first command."""
+
+    def __init__(self, insert: Insert, latest: Latest, batching: Batching) -> None:
+        self._insert = insert
+        self._latest = latest
+        self.batching = batching
+        self._queue: SimpleQueue[Pending | None] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batch_sizes: list[int] = []
+        """The number of commands of each transaction written (kept for the last 10,000;
+        tests and the benchmark read it)."""
+
+    def record(self, pending: Pending) -> list[Recording[UUID]]:
+        """Record one command's events; returns its recordings once committed.
+
+        Raises: whatever recording it raised (``IntegrityError`` when it must decide again).
+        """
+        if not self.batching.enabled:
+            self._write([pending])
+        else:
+            with self._lock:
+                if self._closed:
+                    raise OperationalError("the ledger is closed")
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="ledger-group-commit", daemon=True
+                    )
+                    self._thread.start()
+                self._queue.put(pending)
+        return pending.outcome.result()
+
+    def close(self) -> None:
+        """Refuse new commands, record those already queued, and stop the writer."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        carried: Pending | None = None
+        while True:
+            first = carried if carried is not None else self._queue.get()
+            if first is None:
+                return
+            batch, carried, stop = self._gather(first)
+            self._write(batch)
+            if stop:
+                if carried is not None:
+                    self._write([carried])
+                self._drain()
+                return
+
+    def _gather(self, first: Pending) -> tuple[list[Pending], Pending | None, bool]:
+        """Take what is queued, up to the bounds. Returns the batch, a command that did not
+        fit (it starts the next one), and whether the stop sign was met."""
+        batch, size = [first], len(first.aggregates)
+        deadline = time.monotonic() + self.batching.max_wait
+        while size < self.batching.max_aggregates:
+            wait = deadline - time.monotonic()
+            try:
+                pending = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except Empty:
+                break
+            if pending is None:
+                return batch, None, True
+            if size + len(pending.aggregates) > self.batching.max_aggregates:
+                return batch, pending, False
+            batch.append(pending)
+            size += len(pending.aggregates)
+        return batch, None, False
+
+    def _drain(self) -> None:
+        """After the stop sign: nothing should be queued (``close`` refuses new commands
+        first), but whatever is gets recorded rather than left unanswered."""
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except Empty:
+                return
+            if pending is not None:
+                self._write([pending])
+
+    def _write(self, batch: list[Pending]) -> None:
+        """Record ``batch``, answering every command in it, whatever happens."""
+        seen: set[UUID] = set()
+        alone: list[Pending] = []
+        later: list[Pending] = []
+        for pending in batch:
+            ids = pending.ids
+            (later if ids & seen else alone).append(pending)
+            seen |= ids
+        try:
+            self._settle(alone)
+        except BaseException as error:  # a bug here must not leave callers waiting forever
+            for pending in alone:
+                if not pending.outcome.done():
+                    pending.outcome.set_exception(error)
+            log.exception("recording a batch of %d commands failed", len(alone))
+        finally:
+            # Decided on the same state as an earlier command of the batch: stale for sure.
+            # Answered only now, so that deciding again reads what the batch wrote.
+            for pending in later:
+                pending.outcome.set_exception(IntegrityError("decided on a stale version"))
+
+    def _settle(self, batch: list[Pending]) -> None:
+        while batch:
+            try:
+                recordings = self._insert(batch)
+            except IntegrityError as error:
+                stale = batch if len(batch) == 1 else self._stale(batch)
+                if not stale:  # not a version conflict we can place: find it by halving
+                    self._halve(batch)
+                    return
+                for pending in stale:
+                    pending.outcome.set_exception(error)
+                batch = [pending for pending in batch if pending not in stale]
+            except (OperationalError, InterfaceError) as error:  # the store itself
+                for pending in batch:
+                    pending.outcome.set_exception(error)
+                return
+            except Exception as error:
+                if len(batch) == 1:
+                    batch[0].outcome.set_exception(error)
+                    return
+                self._halve(batch)
+                return
+            else:
+                self._keep(batch)
+                for pending, own in zip(batch, recordings, strict=True):
+                    pending.outcome.set_result(own)
+                return
+
+    def _halve(self, batch: list[Pending]) -> None:
+        middle = len(batch) // 2
+        self._settle(batch[:middle])
+        self._settle(batch[middle:])
+
+    def _stale(self, batch: list[Pending]) -> list[Pending]:
+        """The commands whose aggregates the store holds at another version than they
+        were decided on."""
+        return [
+            pending
+            for pending in batch
+            if any(
+                self._latest(aggregate_id) != version - 1
+                for aggregate_id, version in pending.first_versions().items()
+            )
+        ]
+
+    def _keep(self, batch: list[Pending]) -> None:
+        self.batch_sizes.append(len(batch))
+        if len(self.batch_sizes) > 10_000:
+            del self.batch_sizes[:5_000]
