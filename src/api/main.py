@@ -63,7 +63,7 @@ def create_app(
         app.state.ledger, app.state.runner = ledger, runner
         app.state.read_models = models
         app.state.idempotency = idempotency
-        app.state.metrics = Metrics(runner.status)
+        app.state.metrics = Metrics(runner.status, ledger.writer)
         try:
             yield
         finally:

@@ -18,16 +18,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger.service.commit import GroupCommit
 from projections.runner import Status
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class LedgerCollector(Collector):
-    """Events appended and projection lag, read at scrape time."""
+    """Events appended and projection lag, read at scrape time; and this process's commits
+    (transactions written and the commands they held: their ratio is the mean batch)."""
 
-    def __init__(self, statuses: Callable[[], list[Status]]) -> None:
+    def __init__(self, statuses: Callable[[], list[Status]], writer: GroupCommit) -> None:
         self._statuses = statuses
+        self._writer = writer
 
     def collect(self) -> Iterator[Metric]:
         statuses = self._statuses()
@@ -43,10 +46,20 @@ class LedgerCollector(Collector):
         for status in statuses:
             lag.add_metric([status.name], status.lag)
         yield lag
+        yield CounterMetricFamily(
+            "ledger_commit_transactions",
+            "Transactions this process wrote to the event store",
+            value=self._writer.transactions,
+        )
+        yield CounterMetricFamily(
+            "ledger_commit_commands",
+            "Commands recorded by those transactions (group commit puts several in one)",
+            value=self._writer.commands,
+        )
 
 
 class Metrics:
-    def __init__(self, statuses: Callable[[], list[Status]]) -> None:
+    def __init__(self, statuses: Callable[[], list[Status]], writer: GroupCommit) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ledger_http_requests",
@@ -61,7 +74,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(LedgerCollector(statuses))
+        self.registry.register(LedgerCollector(statuses, writer))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -476,6 +476,10 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     assert 'route="/v1/orders",status="201"} 1.0' in metrics.text
     assert order["id"] not in metrics.text
     assert "ledger_events_appended" in metrics.text
+    writer = api.app.state.ledger.writer
+    assert writer.transactions >= 2  # the gig, the order
+    assert f"ledger_commit_transactions_total {float(writer.transactions)}" in metrics.text
+    assert f"ledger_commit_commands_total {float(writer.commands)}" in metrics.text
 
 
 def test_every_error_is_problem_json_and_request_ids_are_echoed(api: Api) -> None:

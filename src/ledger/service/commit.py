@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -103,9 +104,11 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.batch_sizes: list[int] = []
-        """The number of commands of each transaction written (kept for the last 10,000;
-        tests and the benchmark read it)."""
+        self.batch_sizes: deque[int] = deque(maxlen=10_000)
+        """The number of commands of each of the last 10,000 transactions written."""
+        self.transactions = 0
+        self.commands = 0
+        """Transactions written and the commands they held, since start (``/metrics``)."""
 
     def record(self, pending: Pending) -> list[Recording[UUID]]:
         """Record one command's events; returns its recordings once committed.
@@ -250,5 +253,5 @@ class GroupCommit:
 
     def _keep(self, batch: list[Pending]) -> None:
         self.batch_sizes.append(len(batch))
-        if len(self.batch_sizes) > 10_000:
-            del self.batch_sizes[:5_000]
+        self.transactions += 1
+        self.commands += len(batch)
