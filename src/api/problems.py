@@ -4,7 +4,8 @@ The ledger raises its own error tree (``ledger.errors``); this module maps each 
 status once. FastAPI's and Starlette's own errors (validation, unknown route, wrong method,
 malformed JSON) get the same shape, so a client parses one kind of error body. Anything else
 is a bug of ours: it is logged with the request id and answered with a 500 that reveals
-nothing.
+nothing — except a failure of the database itself, which is 503 ``not_ready`` with
+``Retry-After`` (nothing was written; a retry may succeed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -171,6 +173,16 @@ def install(app: FastAPI) -> None:
     async def on_http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code)
         return problem(error.status_code, str(detail), headers=error.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def on_store_down(request: Request, error: PersistenceError) -> JSONResponse:
+        """The database failed (down, unreachable, a lock not granted in time): nothing of
+        the command was written, and a retry may well succeed."""
+        request_id = getattr(request.state, "request_id", "-")
+        log.warning("the event store failed in %s [%s]: %s", request.url.path, request_id, error)
+        detail = "the event store is not available; nothing was recorded, retry shortly"
+        return problem(503, detail, code="not_ready", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, error: Exception) -> JSONResponse:
