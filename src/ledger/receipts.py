@@ -11,7 +11,7 @@ aggregate read at that version — instead of deciding again.
 The edge hands the key to the command through a context variable (``keyed``) rather than
 through every command's signature: it is a property of the request, like the caller's
 request id, and the command needs it only at the moment of saving. One request records one
-receipt: the first command that saves takes it.
+receipt: the first command takes it (``take``).
 """
 
 from __future__ import annotations
@@ -66,11 +66,14 @@ def keyed(receipt: Receipt) -> Iterator[Receipt]:
         _current.reset(token)
 
 
-def current() -> Receipt | None:
-    """The running request's receipt, while none of its commands has saved: a second
-    command of the same request records none (its outcome is not the request's answer)."""
+def take() -> Receipt | None:
+    """The running request's receipt, once: a second command of the same request records
+    none (its outcome is not the request's answer)."""
     receipt = _current.get()
-    return None if receipt is None or receipt.taken else receipt
+    if receipt is None or receipt.taken:
+        return None
+    receipt.taken = True
+    return receipt
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from api.auth import signing_key
 from api.idempotency import request_hash
@@ -414,6 +415,28 @@ def test_a_keyed_command_leaves_its_receipt_in_its_own_transaction(
     )
     assert receipt.position == int(first.headers["x-ledger-position"]) == head(api)
     assert receipt_of(api, request.who, "another-key") is None
+
+
+def test_a_keyed_command_decided_again_after_a_lost_race_still_leaves_its_receipt(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = accept(api)
+    writer = api.app.state.ledger.writer
+    record, lost = writer.record, []
+
+    def lose_the_first_race(pending: Any) -> Any:
+        if not lost:
+            lost.append(pending)
+            raise IntegrityError("another writer took this version")
+        return record(pending)
+
+    monkeypatch.setattr(writer, "record", lose_the_first_race)
+    first = send(api, request)
+    assert first.status_code == 200, first.text
+    assert len(lost) == 1
+    receipt = receipt_of(api, request.who)
+    assert receipt is not None
+    assert receipt.position == int(first.headers["x-ledger-position"])
 
 
 @pytest.mark.parametrize("make", [place_order, accept], ids=["place_order", "accept"])

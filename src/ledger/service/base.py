@@ -43,7 +43,7 @@ from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound, VersionMismatch
 from ledger.gateway.port import PaymentGateway
-from ledger.receipts import ReceiptEntry
+from ledger.receipts import Receipt, ReceiptEntry
 from ledger.service.commit import Batching, GroupCommit, Pending
 from ledger.store import RECORDER_TOPICS, Receipts
 
@@ -216,7 +216,8 @@ class LedgerBase(Application[UUID]):
             Busy: still losing races after ``max_attempts`` (a very hot aggregate).
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
-        recorded = self._recorded_before()
+        receipt = receipts.take()
+        recorded = self._recorded_before(receipt)
         if recorded is not None:
             return recorded
         for _ in range(self.max_attempts):
@@ -225,7 +226,7 @@ class LedgerBase(Application[UUID]):
             except _StaleRead:
                 continue
             try:
-                recordings = self.writer.record(self._pending(aggregates))
+                recordings = self.writer.record(self._pending(aggregates, receipt))
             except IntegrityError:
                 if creates is not None and creates in self.repository:
                     raise Conflict(taken or f"{creates} already exists") from None
@@ -233,27 +234,23 @@ class LedgerBase(Application[UUID]):
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Busy("the resource changed too often while this command ran; try again")
 
-    def _recorded_before(self) -> Done[Any] | None:
+    def _recorded_before(self, receipt: Receipt | None) -> Done[Any] | None:
         """The answer an earlier run of this keyed request committed, when it may have
         (``Receipt.recheck``) and did: its aggregate at the version it left."""
-        receipt = receipts.current()
         if receipt is None or not receipt.recheck or not isinstance(self.recorder, Receipts):
             return None
         outcome = self.recorder.receipt_of(receipt.caller_id, receipt.key)
         if outcome is None or outcome.request_hash != receipt.request_hash:
             return None
-        receipt.taken = receipt.replayed = True
+        receipt.replayed = True
         aggregate: Aggregate = self.repository.get(outcome.aggregate_id, version=outcome.version)
         return Done(aggregate, outcome.position)
 
-    def _pending(self, aggregates: Sequence[Aggregate]) -> Pending:
+    def _pending(self, aggregates: Sequence[Aggregate], receipt: Receipt | None) -> Pending:
         """Take the decided events off ``aggregates`` and encode them, in the caller's
         thread (the writer then only inserts), with the request's receipt if it has one."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         stored = [self.mapper.to_stored_event(event) for event in events]
-        receipt = receipts.current()
-        if receipt is not None:
-            receipt.taken = True
         return Pending(aggregates, events, stored, receipt)
 
     def _insert(self, batch: Sequence[Pending]) -> list[list[Recording[UUID]]]:
