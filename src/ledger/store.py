@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -55,6 +56,8 @@ _UPSERT_RECEIPT = (
 _SELECT_RECEIPT = f"SELECT {_RECEIPT_COLUMNS} FROM {{table}} WHERE caller_id = ? AND key = ?"
 """Statements on the receipts table, in SQLite's parameter style (``?``); ``{table}`` is
 the table's name, qualified with the schema on PostgreSQL."""
+_ABORT = "DO $$ BEGIN RAISE EXCEPTION 'recording the receipts failed'; END $$"
+"""Fails the PostgreSQL transaction it runs in (it then rolls back instead of committing)."""
 
 
 @runtime_checkable
@@ -170,9 +173,17 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
         if receipts and positions:
-            curs.executemany(
-                self._in_schema(_UPSERT_RECEIPT), [entry.row(positions) for entry in receipts]
-            )
+            try:
+                rows = [entry.row(positions) for entry in receipts]
+                curs.executemany(self._in_schema(_UPSERT_RECEIPT), rows)
+            except psycopg.Error:
+                raise  # the server's own: the transaction is failed and will roll back
+            except Exception:
+                # The library keeps a Python error raised here until its transaction block
+                # has exited normally, which commits: fail the transaction on the server so
+                # that nothing of it is kept, then let the error be reported.
+                curs.execute(_ABORT)
+                raise
         return positions
 
     def _in_schema(self, statement: str) -> Composed:

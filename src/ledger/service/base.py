@@ -202,14 +202,20 @@ class LedgerBase(Application[UUID]):
     # -- saving -----------------------------------------------------------------------------
 
     def _run(
-        self, decide: Decision, creates: UUID | None = None, taken: str | None = None
+        self,
+        decide: Decision,
+        creates: UUID | None = None,
+        taken: str | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> Done[Any]:
         """Decide and save; on a lost race decide again on fresh state.
 
         The first aggregate ``decide`` returns is the one the command answers with. A
         command that ``creates`` an aggregate of a given id does not look it up first (one
         round trip less on the hot path): the store's key refuses a second one, and only
-        then is the id checked, to answer ``taken``.
+        then is the id checked, to answer ``taken``. ``prepare`` runs once before deciding,
+        and only if the request is not answered from an earlier run's receipt: the place
+        for a call outside the ledger (the gateway's checkout), never to be made twice.
 
         Raises:
             Conflict: the id ``creates`` names exists.
@@ -220,6 +226,8 @@ class LedgerBase(Application[UUID]):
         recorded = self._recorded_before(receipt)
         if recorded is not None:
             return recorded
+        if prepare is not None:
+            prepare()
         for _ in range(self.max_attempts):
             try:
                 aggregates = decide()

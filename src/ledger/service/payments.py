@@ -57,7 +57,11 @@ class PaymentCommands(LedgerBase):
             GatewayError: the gateway could not open a checkout.
         """
         payment_id = payment_id_for(order_id)
-        checkout = self._open_checkout(caller, order_id, payment_id, customer_ip)
+        checkout: Checkout | None = None
+
+        def open_checkout() -> None:
+            nonlocal checkout
+            checkout = self._open_checkout(caller, order_id, payment_id, customer_ip)
 
         def decide() -> list[Payment]:
             order = self._order(order_id)
@@ -82,7 +86,12 @@ class PaymentCommands(LedgerBase):
                 )
             return [payment]
 
-        return self._run(decide, creates=payment_id, taken="this order already has a payment")
+        return self._run(
+            decide,
+            creates=payment_id,
+            taken="this order already has a payment",
+            prepare=open_checkout,
+        )
 
     @staticmethod
     def _payer(caller: Caller, order: Order) -> Actor:
