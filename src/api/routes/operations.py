@@ -22,8 +22,9 @@ READY_MAX_LAG = 1_000
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up (says nothing of the database: that is ``/readyz``)."""
+async def healthz() -> dict[str, str]:
+    """The process is up (says nothing of the database: that is ``/readyz``). Async: no
+    worker thread is taken for an answer that does no I/O."""
     return {"status": "ok"}
 
 
