@@ -1,6 +1,6 @@
 """The ``ledger`` command line: one sub-command per operator task.
 
-ledger serve [--host H] [--port P] [--no-projections] [--workers N]
+ledger serve [--host H] [--port P] [--no-projections]
 ledger worker
 ledger projections status
 ledger projections rebuild [NAME ...]
@@ -58,14 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--no-projections", action="store_true", help="leave the projections to `ledger worker`"
-    )
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        choices=range(1, 65),
-        metavar="N",
-        help="API processes sharing the port (1-64; more than 1 needs --no-projections)",
     )
     commands.add_parser("worker", help="run the projections and timers, without the API")
     projections = commands.add_parser("projections", help="inspect or rebuild read models")
@@ -128,18 +120,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
-    if args.workers == 1:
-        app = create_app(settings, run_projections=not args.no_projections)
-        uvicorn.run(app, host=args.host, port=args.port)
-        return 0
-    if not args.no_projections:  # each process would run the timers, and on SQLite race
-        console.print("--workers: run the projections and timers in `ledger worker`, and add")
-        console.print("--no-projections here")
-        return 2
-    # One Python process uses one core; each of these has its own writer (group commit).
-    uvicorn.run(
-        "api.main:api_process", factory=True, host=args.host, port=args.port, workers=args.workers
-    )
+    app = create_app(settings, run_projections=not args.no_projections)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

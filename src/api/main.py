@@ -100,9 +100,3 @@ def create_app(
     app.add_middleware(MeasureRequests)
     app.add_middleware(RequestId)
     return app
-
-
-def api_process() -> FastAPI:
-    """One of the processes of ``ledger serve --workers N``: settings from the environment,
-    projections and timers left to ``ledger worker``."""
-    return create_app(run_projections=False)

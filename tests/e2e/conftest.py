@@ -22,13 +22,10 @@ class Server:
     ``port`` is for tests that must know the URL before it starts (``LEDGER_PUBLIC_URL``).
     """
 
-    def __init__(
-        self, env: dict[str, str], cwd: Path, port: int = 0, options: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, port: int = 0) -> None:
         self.env = env
-        command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
-            [*command, "--port", str(port), *options],
+            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=cwd,
             stderr=subprocess.PIPE,
@@ -73,10 +70,10 @@ class Server:
 def serve(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
     servers: list[Server] = []
 
-    def start(port: int = 0, options: tuple[str, ...] = (), **variables: str) -> Server:
+    def start(port: int = 0, **variables: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LEDGER_", "YOUCANPAY_"))}
         env.update(variables)
-        server = Server(env, tmp_path, port, options)
+        server = Server(env, tmp_path, port)
         servers.append(server)
         return server
 
