@@ -154,12 +154,15 @@ class IdempotencyStore:
             )
 
     def release(self, caller_id: str, key: str) -> None:
-        """Forget an unfinished claim (the request failed; a retry may run)."""
+        """Free an unfinished claim for a retry (the request failed with a 5xx). It is left
+        as a lapsed claim rather than deleted: a failure of the store can leave unknown
+        whether the command committed, so the retry looks for its receipt first."""
+        lapsed = iso(self.clock() - STALE_CLAIM - timedelta(seconds=1))
         with self._transaction() as txn:
             txn.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
-                " AND status IS NULL",
-                {"caller_id": caller_id, "key": key},
+                "UPDATE idempotency_keys SET created_at = :lapsed"
+                " WHERE caller_id = :caller_id AND key = :key AND status IS NULL",
+                {"caller_id": caller_id, "key": key, "lapsed": lapsed},
             )
 
     def purge(self, now: datetime | None = None) -> int:

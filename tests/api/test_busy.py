@@ -58,3 +58,36 @@ def test_a_failing_database_is_503_stores_nothing_and_the_retry_runs(
     retried = api.client.post("/v1/orders", json=body, headers=headers)
     assert retried.status_code == 201, retried.text
     assert "Idempotent-Replayed" not in retried.headers
+
+
+@pytest.mark.parametrize("command", ["place", "accept"])
+def test_a_503_whose_command_did_commit_is_answered_from_its_receipt_on_retry(
+    api: Api, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """The store committed but the acknowledgement was lost (the connection dropped after
+    COMMIT): the client saw 503. Its retry under the same key finds the receipt written
+    with the events and gets the first outcome — not a second order, nor a 409 for an
+    order already accepted."""
+    gig = api.gig()
+    ledger = api.app.state.ledger
+    if command == "place":
+        path, body, who = "/v1/orders", {"gigId": gig["id"], "packageId": "basic"}, "client-1"
+    else:
+        path, body, who = f"/v1/orders/{api.paid_order(gig)['id']}/accept", None, "freelancer-1"
+    headers = {**api.as_(who), "Idempotency-Key": "key-1"}
+    insert = ledger.recorder.insert_events
+
+    def committed_then_lost(*args: object, **kwargs: object) -> None:
+        insert(*args, **kwargs)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ledger.recorder, "insert_events", committed_then_lost)
+    lost = api.client.post(path, json=body, headers=headers)
+    assert (lost.status_code, lost.json()["code"]) == (503, "not_ready")
+    monkeypatch.undo()
+    head = ledger.recorder.max_notification_id()
+    retried = api.client.post(path, json=body, headers=headers)
+    assert retried.status_code in (200, 201), retried.text
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert int(retried.headers["X-Ledger-Position"]) == head
+    assert ledger.recorder.max_notification_id() == head

@@ -30,7 +30,6 @@ from eventsourcing.domain import EventSourcingError
 from eventsourcing.persistence import (
     DataError,
     OperationalError,
-    Recording,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -110,7 +109,7 @@ class Probe:
         app.writer._queue = _CountingQueue(self)
         insert = app.writer._insert
 
-        def held_insert(batch: Any) -> list[list[Recording[UUID]]]:
+        def held_insert(batch: Any) -> Any:
             if self._armed:
                 hold = self._armed.popleft()
                 hold.batch = list(batch)
@@ -604,7 +603,7 @@ def test_without_group_commit_each_command_has_a_transaction_of_its_own(
         writers: list[str] = []
         insert = app.writer._insert
 
-        def insert_in_thread(batch: Any) -> list[list[Recording[UUID]]]:
+        def insert_in_thread(batch: Any) -> Any:
             writers.append(current_thread().name)
             return insert(batch)
 
@@ -789,3 +788,55 @@ def test_a_python_error_while_writing_receipts_writes_nothing(
     assert recorder.receipt_of(CLIENT.id, "broken") is None
     done = under(request("broken"), place(app, gig))()
     assert done.position == max_position(app) > position  # PostgreSQL may leave a gap
+
+
+def test_a_failure_after_the_commit_fails_no_command_of_the_batch(
+    app: LedgerApp, probe: Probe, gig: UUID, pool: ThreadPoolExecutor
+) -> None:
+    """What follows a commit (here a listener told of it raises) is not a failure to record:
+    every command of the batch gets its ``Done``, and nothing is written twice."""
+    paid = [paid_order(app, gig) for _ in range(2)]
+    told: list[int] = []
+
+    def broken_listener(position: int) -> None:
+        told.append(position)
+        raise RuntimeError("a listener's bug")
+
+    app.on_saved(broken_listener)
+    with probe.held(pool, place(app, gig)) as first:
+        futures = [probe.queue(pool, place(app, gig)) for _ in range(2)]
+        futures += [probe.queue(pool, partial(app.accept_order, FREELANCER, o)) for o in paid]
+    dones = answers([first, *futures])
+    assert all(isinstance(done, Done) for done in dones), dones
+    assert told == [dones[0].position, max(done.position for done in dones[1:])]
+    assert_positions(app, dones)
+    for order_id in paid:
+        assert event_names(app, order_id) == [*PAID, "OrderAccepted"]
+
+
+def test_a_command_issued_by_a_listener_in_the_writers_thread_is_recorded(
+    app: LedgerApp, gig: UUID
+) -> None:
+    """Listeners run in the writer's thread; a command from there is recorded inline instead
+    of waiting for the writer, that is for itself."""
+    made: list[Any] = []
+    finished = Event()
+
+    def listener(_: int) -> None:
+        if made:
+            return
+        made.append(None)
+        try:
+            made[0] = app.create_gig(FREELANCER, "Made by a listener", PACKAGES)
+        except Exception as error:
+            made[0] = error
+        finally:
+            finished.set()
+
+    app.on_saved(listener)
+    done = place(app, gig)()
+    assert isinstance(done, Done)
+    assert finished.wait(TIMEOUT), "the listener's command never came back"
+    assert isinstance(made[0], Done), made
+    assert made[0].position > done.position
+    assert made[0].position == max_position(app)

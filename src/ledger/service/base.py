@@ -27,9 +27,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
-    Notification,
     Recording,
-    StoredEvent,
 )
 from eventsourcing.utils import Environment
 
@@ -93,7 +91,9 @@ class LedgerBase(Application[UUID]):
         recorded with no checkout."""
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
-        self.writer = GroupCommit(self._insert, self._latest_version, batching or Batching())
+        self.writer = GroupCommit(
+            self._insert, self._after_commit, self._latest_version, batching or Batching()
+        )
 
     def close(self) -> None:
         """Record the commands already handed to the writer, then close the store, and the
@@ -223,7 +223,7 @@ class LedgerBase(Application[UUID]):
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
         receipt = receipts.take()
-        recorded = self._recorded_before(receipt)
+        recorded = self._recorded_before(receipt) if receipt and receipt.recheck else None
         if recorded is not None:
             return recorded
         if prepare is not None:
@@ -236,16 +236,21 @@ class LedgerBase(Application[UUID]):
             try:
                 recordings = self.writer.record(self._pending(aggregates, receipt))
             except IntegrityError:
+                # Our own commit may have gone through with its acknowledgement lost (the
+                # store's driver then retried it): a keyed command finds its receipt.
+                recorded = self._recorded_before(receipt) if receipt else None
+                if recorded is not None:
+                    return recorded
                 if creates is not None and creates in self.repository:
                     raise Conflict(taken or f"{creates} already exists") from None
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Busy("the resource changed too often while this command ran; try again")
 
-    def _recorded_before(self, receipt: Receipt | None) -> Done[Any] | None:
-        """The answer an earlier run of this keyed request committed, when it may have
-        (``Receipt.recheck``) and did: its aggregate at the version it left."""
-        if receipt is None or not receipt.recheck or not isinstance(self.recorder, Receipts):
+    def _recorded_before(self, receipt: Receipt) -> Done[Any] | None:
+        """The answer an earlier run of this keyed request committed, if one did: its
+        aggregate at the version it left."""
+        if not isinstance(self.recorder, Receipts):
             return None
         outcome = self.recorder.receipt_of(receipt.caller_id, receipt.key)
         if outcome is None or outcome.request_hash != receipt.request_hash:
@@ -261,8 +266,9 @@ class LedgerBase(Application[UUID]):
         stored = [self.mapper.to_stored_event(event) for event in events]
         return Pending(aggregates, events, stored, receipt)
 
-    def _insert(self, batch: Sequence[Pending]) -> list[list[Recording[UUID]]]:
-        """The writer's one transaction for ``batch``; then snapshots, and listeners told."""
+    def _insert(self, batch: list[Pending]) -> Sequence[int]:
+        """The writer's one transaction: the events of ``batch`` and the receipts of its
+        keyed commands; returns the events' positions."""
         stored = [event for pending in batch for event in pending.stored]
         entries, end, now = [], 0, str(iso(self.clock()))
         for pending in batch:
@@ -272,21 +278,7 @@ class LedgerBase(Application[UUID]):
                 entries.append(
                     ReceiptEntry(pending.receipt, answer.id, answer.version, end - 1, now)
                 )
-        positions = self.recorder.insert_events(stored, receipts=entries) or []
-        recordings, start = [], 0
-        for pending in batch:
-            own = positions[start : start + len(pending.events)]
-            recordings.append(
-                [
-                    Recording(event, _notification(saved, position))
-                    for event, saved, position in zip(
-                        pending.events, pending.stored, own, strict=True
-                    )
-                ]
-            )
-            start += len(pending.events)
-        self._after_commit(batch, [r for own in recordings for r in own])
-        return recordings
+        return self.recorder.insert_events(stored, receipts=entries) or []
 
     def _after_commit(self, batch: Sequence[Pending], recordings: list[Recording[UUID]]) -> None:
         """What the library's ``save`` does after recording: cache, snapshots, listeners.
@@ -319,13 +311,3 @@ class LedgerBase(Application[UUID]):
         if recordings:
             for listener in self._listeners:
                 listener(recordings[-1].notification.id)
-
-
-def _notification(saved: StoredEvent, position: int) -> Notification:
-    return Notification(
-        id=position,
-        originator_id=saved.originator_id,
-        originator_version=saved.originator_version,
-        topic=saved.topic,
-        state=saved.state,
-    )

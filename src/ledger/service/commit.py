@@ -20,7 +20,11 @@ A batch never fails an innocent command:
 - any other failure halves the batch until the command that causes it fails alone.
 
 With ``enabled=False`` each command is recorded in its caller's thread in a transaction of
-its own, by the same code: the mode to compare and debug against.
+its own, by the same code: the mode to compare and debug against. A command issued from the
+writer's own thread (a listener told of a commit) is recorded the same way, inline.
+
+Callers are answered as soon as their transaction committed; what follows a commit (cache,
+snapshots, listeners) runs after that and can fail nobody.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Notification,
     OperationalError,
     Recording,
     StoredEvent,
@@ -77,8 +82,10 @@ class Pending:
         return first
 
 
-Insert = Callable[[Sequence[Pending]], list[list[Recording[UUID]]]]
-"""Records a batch in one transaction; returns each command's recordings, in order."""
+Insert = Callable[[list[Pending]], Sequence[int]]
+"""Inserts a batch's stored events in one transaction; returns their positions."""
+After = Callable[[Sequence[Pending], list[Recording[UUID]]], None]
+"""What follows a commit (cache, snapshots, listeners): never the commands' failure."""
 Latest = Callable[[UUID], int]
 """The version the store holds of an aggregate (0 for none)."""
 
@@ -96,8 +103,9 @@ class Batching:
 class GroupCommit:
     """One writer thread per application, started with the first command."""
 
-    def __init__(self, insert: Insert, latest: Latest, batching: Batching) -> None:
+    def __init__(self, insert: Insert, after: After, latest: Latest, batching: Batching) -> None:
         self._insert = insert
+        self._after = after
         self._latest = latest
         self.batching = batching
         self._queue: SimpleQueue[Pending | None] = SimpleQueue()
@@ -115,18 +123,19 @@ class GroupCommit:
 
         Raises: whatever recording it raised (``IntegrityError`` when it must decide again).
         """
-        if not self.batching.enabled:
-            self._write([pending])
-        else:
-            with self._lock:
-                if self._closed:
-                    raise OperationalError("the ledger is closed")
+        with self._lock:
+            if self._closed:
+                raise OperationalError("the ledger is closed")
+            inline = not self.batching.enabled or threading.current_thread() is self._thread
+            if not inline:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="ledger-group-commit", daemon=True
                     )
                     self._thread.start()
                 self._queue.put(pending)
+        if inline:  # batching off; or a command from the writer's own thread (a listener),
+            self._write([pending])  # which would otherwise wait for itself forever
         return pending.outcome.result()
 
     def close(self) -> None:
@@ -149,8 +158,6 @@ class GroupCommit:
             batch, carried, stop = self._gather(first)
             self._write(batch)
             if stop:
-                if carried is not None:
-                    self._write([carried])
                 self._drain()
                 return
 
@@ -191,8 +198,11 @@ class GroupCommit:
         later: list[Pending] = []
         for pending in batch:
             ids = pending.ids
-            (later if ids & seen else alone).append(pending)
-            seen |= ids
+            if ids & seen:
+                later.append(pending)
+            else:
+                alone.append(pending)
+                seen |= ids
         try:
             self._settle(alone)
         except BaseException as error:  # a bug here must not leave callers waiting forever
@@ -209,7 +219,7 @@ class GroupCommit:
     def _settle(self, batch: list[Pending]) -> None:
         while batch:
             try:
-                recordings = self._insert(batch)
+                positions = self._insert(batch)
             except IntegrityError as error:
                 stale = batch if len(batch) == 1 else self._stale(batch)
                 if not stale:  # not a version conflict we can place: find it by halving
@@ -229,9 +239,7 @@ class GroupCommit:
                 self._halve(batch)
                 return
             else:
-                self._keep(batch)
-                for pending, own in zip(batch, recordings, strict=True):
-                    pending.outcome.set_result(own)
+                self._committed(batch, positions)
                 return
 
     def _halve(self, batch: list[Pending]) -> None:
@@ -251,7 +259,37 @@ class GroupCommit:
             )
         ]
 
-    def _keep(self, batch: list[Pending]) -> None:
-        self.batch_sizes.append(len(batch))
-        self.transactions += 1
-        self.commands += len(batch)
+    def _committed(self, batch: list[Pending], positions: Sequence[int]) -> None:
+        """Answer each command with its own recordings, then do what follows a commit.
+        Nothing from here on may be taken for a failure to record: the batch is stored."""
+        with self._lock:
+            self.batch_sizes.append(len(batch))
+            self.transactions += 1
+            self.commands += len(batch)
+        recordings: list[Recording[UUID]] = []
+        start = 0
+        for pending in batch:
+            end = start + len(pending.events)
+            own = [
+                Recording(event, _notification(saved, position))
+                for event, saved, position in zip(
+                    pending.events, pending.stored, positions[start:end], strict=True
+                )
+            ]
+            start = end
+            recordings.extend(own)
+            pending.outcome.set_result(own)
+        try:
+            self._after(batch, recordings)
+        except Exception:
+            log.exception("after recording %d commands (they are stored)", len(batch))
+
+
+def _notification(saved: StoredEvent, position: int) -> Notification:
+    return Notification(
+        id=position,
+        originator_id=saved.originator_id,
+        originator_version=saved.originator_version,
+        topic=saved.topic,
+        state=saved.state,
+    )
