@@ -7,11 +7,8 @@ the winner runs and then stores its answer; the others are told the key is in us
 ``Retry-After``). A replay answers the stored status and body with ``Idempotent-Replayed:
 true``; the same key with another request is ``idempotency_conflict``.
 
-Keys are written with ``synchronous_commit = off`` on PostgreSQL: they are a convenience
-beside the events, not the record. A crash may forget the last milliseconds of keys (never
-an event); a retry then runs again, and the ledger's own rules stop it acting twice (ids
-derived from the key, state transitions that cannot repeat). The saving is two disk flushes
-per request.
+On the usual path each step is one statement, committed by itself (the claim's insert, the
+answer's update): one round trip each.
 
 Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
 request never finished (its process died) is released after ``STALE_CLAIM``. The retry that
@@ -25,15 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
 from ledger.clock import Clock, iso
 from ledger.receipts import RECEIPTS_TABLE
-from projections.db import Database, Row, Txn
+from projections.db import Database, Row
 
 RETENTION = timedelta(hours=24)
 STALE_CLAIM = timedelta(minutes=2)
@@ -103,20 +98,13 @@ class IdempotencyStore:
             for statement in SCHEMA:
                 txn.execute(statement.replace("BYTEA", self._blob))
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Txn]:
-        with self.db.transaction() as txn:
-            if self.db.postgres:
-                txn.execute("SET LOCAL synchronous_commit = off")
-            yield txn
-
     def claim(self, caller_id: str, key: str, digest: str) -> Claim:
         """Take the key, or say what to answer instead. One INSERT on the usual path."""
         now = self.clock()
         values = {"caller_id": caller_id, "key": key, "hash": digest, "now": iso(now)}
-        with self._transaction() as txn:
-            if txn.execute(_INSERT, values):
-                return Claim(won=True)
+        if self.db.statement(_INSERT, values):
+            return Claim(won=True)
+        with self.db.transaction() as txn:
             row = txn.one(
                 "SELECT request_hash, status, headers, body, created_at FROM idempotency_keys"
                 " WHERE caller_id = :caller_id AND key = :key",
@@ -140,30 +128,28 @@ class IdempotencyStore:
 
     def complete(self, caller_id: str, key: str, answer: Stored) -> None:
         kept = [(n, v) for n, v in answer.headers if n.lower() in KEPT_HEADERS]
-        with self._transaction() as txn:
-            txn.execute(
-                "UPDATE idempotency_keys SET status = :status, headers = :headers, body = :body"
-                " WHERE caller_id = :caller_id AND key = :key",
-                {
-                    "caller_id": caller_id,
-                    "key": key,
-                    "status": answer.status,
-                    "headers": json.dumps(kept),
-                    "body": answer.body,
-                },
-            )
+        self.db.statement(
+            "UPDATE idempotency_keys SET status = :status, headers = :headers, body = :body"
+            " WHERE caller_id = :caller_id AND key = :key",
+            {
+                "caller_id": caller_id,
+                "key": key,
+                "status": answer.status,
+                "headers": json.dumps(kept),
+                "body": answer.body,
+            },
+        )
 
     def release(self, caller_id: str, key: str) -> None:
         """Free an unfinished claim for a retry (the request failed with a 5xx). It is left
         as a lapsed claim rather than deleted: a failure of the store can leave unknown
         whether the command committed, so the retry looks for its receipt first."""
         lapsed = iso(self.clock() - STALE_CLAIM - timedelta(seconds=1))
-        with self._transaction() as txn:
-            txn.execute(
-                "UPDATE idempotency_keys SET created_at = :lapsed"
-                " WHERE caller_id = :caller_id AND key = :key AND status IS NULL",
-                {"caller_id": caller_id, "key": key, "lapsed": lapsed},
-            )
+        self.db.statement(
+            "UPDATE idempotency_keys SET created_at = :lapsed"
+            " WHERE caller_id = :caller_id AND key = :key AND status IS NULL",
+            {"caller_id": caller_id, "key": key, "lapsed": lapsed},
+        )
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete the keys, and the commands' receipts, older than ``RETENTION``; returns

@@ -155,8 +155,26 @@ class Database:
         with self.datastore.transaction(commit=write) as cursor:
             yield Txn(cursor, self)
 
+    @contextmanager
+    def _alone(self, *, write: bool) -> Iterator[Txn]:
+        """For a single statement, which is atomic by itself: on PostgreSQL the pool's
+        connections are in autocommit mode, so it is one round trip, not BEGIN, the
+        statement and COMMIT (a third of the client's CPU for a one-row insert, measured).
+        SQLite takes the usual transaction (its writer lock is the library's)."""
+        if not self.postgres:
+            with self.transaction(write=write) as txn:
+                yield txn
+            return
+        with self.datastore.cursor() as cursor:
+            yield Txn(cursor, self)
+
+    def statement(self, sql: str, params: Params | None = None) -> int:
+        """Run one statement as its own transaction; returns the number of rows it changed."""
+        with self._alone(write=True) as txn:
+            return txn.execute(sql, params)
+
     def read(self, sql: str, params: Params | None = None) -> list[Row]:
-        with self.transaction(write=False) as txn:
+        with self._alone(write=False) as txn:
             return txn.all(sql, params)
 
     def column_types(self, table: str) -> dict[str, str]:
