@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
 
@@ -161,7 +161,7 @@ class Database:
         connections are in autocommit mode, so it is one round trip, not BEGIN, the
         statement and COMMIT (a third of the client's CPU for a one-row insert, measured).
         SQLite takes the usual transaction (its writer lock is the library's)."""
-        if not self.postgres:
+        if not isinstance(self.datastore, PostgresDatastore):
             with self.transaction(write=write) as txn:
                 yield txn
             return
