@@ -556,6 +556,47 @@ def test_a_store_failure_fails_every_command_of_the_batch_and_writes_nothing(
     assert all(event_names(app, order_id) == PLACED for order_id in ids)
 
 
+def test_a_store_failure_fails_the_commands_queued_behind_it_at_once(
+    app: LedgerApp,
+    probe: Probe,
+    gig: UUID,
+    pool: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doomed, behind = uuid4(), [uuid4() for _ in range(3)]
+    fault = Fault(app, monkeypatch, trigger=doomed, store=True)
+    tried: list[int] = []  # the size of each batch the writer tried to insert
+    insert = app.writer._insert
+
+    def counted(batch: list[Pending]) -> Any:
+        tried.append(len(batch))
+        return insert(batch)
+
+    app.writer._insert = counted
+    first_hold, doomed_hold = probe.arm(), probe.arm()
+    first = pool.submit(blocker(app))
+    assert first_hold.reached.wait(TIMEOUT)
+    failing = probe.queue(pool, place(app, gig, doomed))
+    first_hold.released.set()
+    assert doomed_hold.reached.wait(TIMEOUT), "the doomed batch never reached the store"
+    queued = [probe.queue(pool, place(app, gig, order_id)) for order_id in behind]
+    doomed_hold.released.set()
+
+    assert isinstance(first.result(TIMEOUT), Done)
+    for outcome in answers([failing, *queued]):
+        assert type(outcome) is OperationalError, repr(outcome)
+    # Those queued behind the failure were answered without another try of the store.
+    assert tried == [1, 1]
+    assert fault.hits >= 1
+    assert all(order_id not in app.repository for order_id in [doomed, *behind])
+
+    # The store is back: the writer goes on, and the same commands are done.
+    fault.armed = False
+    dones = answers([pool.submit(place(app, gig, order_id)) for order_id in [doomed, *behind]])
+    assert all(isinstance(done, Done) for done in dones), dones
+    assert all(event_names(app, order_id) == PLACED for order_id in [doomed, *behind])
+
+
 def test_any_other_failure_fails_only_the_command_that_causes_it(
     app: LedgerApp,
     probe: Probe,

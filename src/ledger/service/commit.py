@@ -16,7 +16,11 @@ A batch never fails an innocent command:
   store (another process wrote them) and sends only those back; the rest commit without
   them;
 - a failure of the store itself (connection lost, database down) fails every command of
-  the batch: nothing of it was written, and nobody's fault is the others';
+  the batch: nothing of it was written, and nobody's fault is the others'. It also fails,
+  at once, the commands queued behind it: the library has already retried the store for
+  seconds, and each further batch would wait out the same retries before failing, every
+  caller queued behind it waiting too; answered now, they can retry (503 with
+  ``Retry-After``) when the store is back;
 - any other failure halves the batch until the command that causes it fails alone.
 
 With ``enabled=False`` each command is recorded in its caller's thread in a transaction of
@@ -156,7 +160,10 @@ class GroupCommit:
             if first is None:
                 return
             batch, carried, stop = self._gather(first)
-            self._write(batch)
+            failure = self._write(batch)
+            if failure is not None:
+                stop = self._shed(failure, carried) or stop
+                carried = None
             if stop:
                 self._drain()
                 return
@@ -191,8 +198,29 @@ class GroupCommit:
             if pending is not None:
                 self._write([pending])
 
-    def _write(self, batch: list[Pending]) -> None:
-        """Record ``batch``, answering every command in it, whatever happens."""
+    def _shed(self, failure: Exception, carried: Pending | None) -> bool:
+        """Fail ``carried`` and every command queued now with the store's ``failure``.
+        Returns whether the stop sign was among them."""
+        shed = [carried] if carried is not None else []
+        stop = False
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except Empty:
+                break
+            if pending is None:
+                stop = True
+            else:
+                shed.append(pending)
+        for pending in shed:
+            pending.outcome.set_exception(failure)
+        if shed:
+            log.warning("the store failed: %d queued commands failed with it", len(shed))
+        return stop
+
+    def _write(self, batch: list[Pending]) -> Exception | None:
+        """Record ``batch``, answering every command in it, whatever happens. Returns the
+        store's failure, if it failed (``OperationalError``, ``InterfaceError``)."""
         seen: set[UUID] = set()
         alone: list[Pending] = []
         later: list[Pending] = []
@@ -204,48 +232,55 @@ class GroupCommit:
                 alone.append(pending)
                 seen |= ids
         try:
-            self._settle(alone)
+            return self._settle(alone)
         except BaseException as error:  # a bug here must not leave callers waiting forever
             for pending in alone:
                 if not pending.outcome.done():
                     pending.outcome.set_exception(error)
             log.exception("recording a batch of %d commands failed", len(alone))
+            return None
         finally:
             # Decided on the same state as an earlier command of the batch: stale for sure.
             # Answered only now, so that deciding again reads what the batch wrote.
             for pending in later:
                 pending.outcome.set_exception(IntegrityError("decided on a stale version"))
 
-    def _settle(self, batch: list[Pending]) -> None:
+    def _settle(self, batch: list[Pending]) -> Exception | None:
+        """Record ``batch`` (halving it to find a command that fails), answering each
+        command; returns the store's failure, if it failed."""
         while batch:
             try:
                 positions = self._insert(batch)
             except IntegrityError as error:
                 stale = batch if len(batch) == 1 else self._stale(batch)
                 if not stale:  # not a version conflict we can place: find it by halving
-                    self._halve(batch)
-                    return
+                    return self._halve(batch)
                 for pending in stale:
                     pending.outcome.set_exception(error)
                 batch = [pending for pending in batch if pending not in stale]
             except (OperationalError, InterfaceError) as error:  # the store itself
                 for pending in batch:
                     pending.outcome.set_exception(error)
-                return
+                return error
             except Exception as error:
                 if len(batch) == 1:
                     batch[0].outcome.set_exception(error)
-                    return
-                self._halve(batch)
-                return
+                    return None
+                return self._halve(batch)
             else:
                 self._committed(batch, positions)
-                return
+                return None
+        return None
 
-    def _halve(self, batch: list[Pending]) -> None:
+    def _halve(self, batch: list[Pending]) -> Exception | None:
+        """Settle each half; once the store failed, the second half fails with it."""
         middle = len(batch) // 2
-        self._settle(batch[:middle])
-        self._settle(batch[middle:])
+        failure = self._settle(batch[:middle])
+        if failure is None:
+            return self._settle(batch[middle:])
+        for pending in batch[middle:]:
+            pending.outcome.set_exception(failure)
+        return failure
 
     def _stale(self, batch: list[Pending]) -> list[Pending]:
         """The commands whose aggregates the store holds at another version than they
