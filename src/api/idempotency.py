@@ -111,11 +111,14 @@ class IdempotencyStore:
                 values,
             )
             if row is None or _lapsed(row, now):  # expired, or its request died: start over
-                txn.execute(
-                    "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key",
-                    values,
-                )
-                # Two requests may both find the row lapsed; only one re-inserts it.
+                # Two requests may both find the row lapsed: only the one that deletes the
+                # row it read may take the key (the other would delete the first's claim).
+                if row is not None and not txn.execute(
+                    "DELETE FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key"
+                    " AND created_at = :seen",
+                    {**values, "seen": row["created_at"]},
+                ):
+                    return Claim(won=False)
                 # An unfinished claim's request may have committed before its process died.
                 unfinished = row is not None and row["status"] is None
                 return Claim(won=txn.execute(_INSERT, values) == 1, recheck=unfinished)

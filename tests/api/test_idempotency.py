@@ -29,6 +29,7 @@ from api.idempotency import request_hash
 from ledger.receipts import Outcome
 from ledger.settings import Settings
 from ledger.store import Receipts
+from projections.db import Txn
 from tests.api.conftest import BASIC, Api
 from tests.conftest import FakeClock
 
@@ -362,6 +363,48 @@ def test_an_abandoned_claim_is_in_progress_until_it_goes_stale(api: Api, clock: 
     retry = api.client.post(request.path, content=raw, headers=headers)
     assert retry.status_code == 201, retry.text
     assert "idempotent-replayed" not in retry.headers
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_requests_finding_one_lapsed_claim_do_not_both_take_it(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B reads the lapsed claim, then A takes it over before B acts on what it read: B
+    must not delete A's fresh claim and run too (a payment would open two checkouts).
+    (On SQLite the store's write lock serialises the two whole claims.)"""
+    store = api.app.state.idempotency
+    assert store.claim("caller", KEY, "hash").won  # a claim whose request died
+    clock.advance(minutes=3)
+    b_read, a_done = threading.Event(), threading.Event()
+    one = Txn.one
+
+    def b_waits_after_reading(self: Txn, sql: str, params: Any = None) -> Any:
+        row = one(self, sql, params)
+        if threading.current_thread().name == "B":
+            b_read.set()
+            a_done.wait(10)
+        return row
+
+    monkeypatch.setattr(Txn, "one", b_waits_after_reading)
+    claims: dict[str, Any] = {}
+
+    def claim(name: str) -> None:
+        if name == "A":
+            b_read.wait(10)
+        claims[name] = store.claim("caller", KEY, "hash")
+        if name == "A":
+            a_done.set()
+
+    threads = [threading.Thread(target=claim, args=(name,), name=name) for name in "AB"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert b_read.is_set() and a_done.is_set()
+    assert claims["A"].won and claims["A"].recheck
+    assert not claims["B"].won
 
 
 # -- a retry whose first answer was lost --------------------------------------------------------

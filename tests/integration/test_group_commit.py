@@ -299,6 +299,20 @@ def sizes_since(app: LedgerApp, before: int) -> list[int]:
     return list(app.writer.batch_sizes)[before:]
 
 
+def count_inserts(app: LedgerApp) -> list[int]:
+    """The size of each batch ``app``'s writer tries to insert from now on, failed or not
+    (install after the probe)."""
+    tried: list[int] = []
+    insert = app.writer._insert
+
+    def counted(batch: list[Pending]) -> Any:
+        tried.append(len(batch))
+        return insert(batch)
+
+    app.writer._insert = counted
+    return tried
+
+
 def assert_positions(app: LedgerApp, dones: list[Done[Any]]) -> None:
     """Each ``Done`` names the stored position of the event that left its aggregate at the
     version it answers with (the commands checked here change one aggregate each)."""
@@ -514,6 +528,36 @@ def test_the_same_aggregate_twice_in_a_batch_is_never_written_twice(
     assert_positions(app, [first_accept, first_place, accept, submit, other])
 
 
+def test_a_burst_of_commands_on_one_aggregate_is_written_in_turn_none_busy(
+    app: LedgerApp,
+    probe: Probe,
+    gig: UUID,
+    pool: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Waiting behind a command of the same process is not a race lost: even allowed a
+    # single lost race, every command of the burst is done, one per transaction.
+    monkeypatch.setattr(app, "max_attempts", 1)
+    tried = count_inserts(app)
+    before = len(app.writer.batch_sizes)
+    with probe.held(pool, blocker(app)) as first:
+        futures = [
+            probe.queue(pool, partial(app.revise_gig, FREELANCER, gig, PACKAGES)) for _ in range(12)
+        ]
+    assert isinstance(first.result(TIMEOUT), Done)
+    dones = answers(futures)
+    assert all(isinstance(done, Done) for done in dones), dones
+    assert sorted(done.aggregate.version for done in dones) == list(range(2, 14))
+    sizes = sizes_since(app, before)
+    assert sizes[0] == 1 and sizes[1] == 1  # the blocker; then one of the twelve, alone
+    assert sum(sizes) == 13
+    # Commands decided on a version the writer had already replaced were sent back before
+    # the store was tried: no transaction failed.
+    assert tried == sizes
+    assert event_names(app, gig) == ["Created", *["PackagesRevised"] * 12]
+    assert_contiguous_versions(app, gig)
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 
@@ -565,14 +609,7 @@ def test_a_store_failure_fails_the_commands_queued_behind_it_at_once(
 ) -> None:
     doomed, behind = uuid4(), [uuid4() for _ in range(3)]
     fault = Fault(app, monkeypatch, trigger=doomed, store=True)
-    tried: list[int] = []  # the size of each batch the writer tried to insert
-    insert = app.writer._insert
-
-    def counted(batch: list[Pending]) -> Any:
-        tried.append(len(batch))
-        return insert(batch)
-
-    app.writer._insert = counted
+    tried = count_inserts(app)
     first_hold, doomed_hold = probe.arm(), probe.arm()
     first = pool.submit(blocker(app))
     assert first_hold.reached.wait(TIMEOUT)
@@ -595,6 +632,28 @@ def test_a_store_failure_fails_the_commands_queued_behind_it_at_once(
     dones = answers([pool.submit(place(app, gig, order_id)) for order_id in [doomed, *behind]])
     assert all(isinstance(done, Done) for done in dones), dones
     assert all(event_names(app, order_id) == PLACED for order_id in [doomed, *behind])
+
+
+def test_a_store_failure_while_halving_fails_the_other_half_untried(
+    app: LedgerApp,
+    probe: Probe,
+    gig: UUID,
+    pool: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down, innocent, poisoned, other = (uuid4() for _ in range(4))
+    Fault(app, monkeypatch, trigger=poisoned, store=False)  # makes the writer halve
+    Fault(app, monkeypatch, trigger=down, store=True)  # then the store fails in a half
+    tried = count_inserts(app)
+    with probe.held(pool, blocker(app)):
+        futures = [
+            probe.queue(pool, place(app, gig, order_id))
+            for order_id in (down, innocent, poisoned, other)
+        ]
+    for outcome in answers(futures):
+        assert type(outcome) is OperationalError, repr(outcome)
+    assert tried == [1, 4, 2]  # the blocker, the batch, its first half; not the second
+    assert all(order_id not in app.repository for order_id in (down, innocent, poisoned, other))
 
 
 def test_any_other_failure_fails_only_the_command_that_causes_it(

@@ -42,7 +42,7 @@ from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound, VersionMismatch
 from ledger.gateway.port import PaymentGateway
 from ledger.receipts import Receipt, ReceiptEntry
-from ledger.service.commit import Batching, GroupCommit, Pending
+from ledger.service.commit import Batching, Deferred, GroupCommit, Pending
 from ledger.store import RECORDER_TOPICS, Receipts
 
 log = logging.getLogger("ledger")
@@ -72,6 +72,11 @@ class LedgerBase(Application[UUID]):
     snapshotting_intervals = {Gig: 10, Inbox: 50}  # noqa: RUF012
     max_attempts = 5
     """How often a command is decided again after losing a race on the same aggregate."""
+    max_deferrals = 64
+    """How often it is decided again, besides, for having been behind another command of
+    this process on the same aggregate (``Deferred``): a burst of commands on one aggregate
+    (a user marking many notifications read at once) is written one per transaction, in
+    turn, and the last of the burst waits behind all the others."""
 
     def __init__(
         self,
@@ -219,7 +224,8 @@ class LedgerBase(Application[UUID]):
 
         Raises:
             Conflict: the id ``creates`` names exists.
-            Busy: still losing races after ``max_attempts`` (a very hot aggregate).
+            Busy: still losing races after ``max_attempts`` (a very hot aggregate), or
+                behind this process's other commands more than ``max_deferrals`` times.
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
         receipt = receipts.take()
@@ -228,14 +234,16 @@ class LedgerBase(Application[UUID]):
             return recorded
         if prepare is not None:
             prepare()
-        for _ in range(self.max_attempts):
+        attempts = deferrals = 0
+        while attempts < self.max_attempts:
             try:
                 aggregates = decide()
             except _StaleRead:
+                attempts += 1
                 continue
             try:
                 recordings = self.writer.record(self._pending(aggregates, receipt))
-            except IntegrityError:
+            except IntegrityError as error:
                 # Our own commit may have gone through with its acknowledgement lost (the
                 # store's driver then retried it): a keyed command finds its receipt.
                 recorded = self._recorded_before(receipt) if receipt else None
@@ -243,6 +251,10 @@ class LedgerBase(Application[UUID]):
                     return recorded
                 if creates is not None and creates in self.repository:
                     raise Conflict(taken or f"{creates} already exists") from None
+                if isinstance(error, Deferred) and deferrals < self.max_deferrals:
+                    deferrals += 1
+                else:
+                    attempts += 1
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Busy("the resource changed too often while this command ran; try again")

@@ -11,14 +11,20 @@ positions of its own events.
 A batch never fails an innocent command:
 
 - two commands for the same aggregate are never in one batch: the later one is sent back
-  to be decided again, once the batch that holds the earlier one has committed;
+  to be decided again, once the batch that holds the earlier one has committed; so is a
+  command decided on a version older than one this writer has already written (it
+  remembers the versions of the last ``REMEMBERED`` aggregates it wrote), without a
+  transaction failing for it. Both are ``Deferred``, which the command does not count as
+  a race lost: a burst of commands on one aggregate is written one per transaction, in
+  turn;
 - on a version conflict the writer finds the commands whose aggregates moved on in the
   store (another process wrote them) and sends only those back; the rest commit without
   them;
-- a failure of the store itself (connection lost, database down) fails every command of
-  the batch: nothing of it was written, and nobody's fault is the others'. It also fails,
-  at once, the commands queued behind it: the library has already retried the store for
-  seconds, and each further batch would wait out the same retries before failing, every
+- a failure of the store itself (connection lost, database down, a write lock held past
+  its timeout) fails every command of the batch: nothing of it was written, and nobody's
+  fault is the others'. It also fails, at once, the commands queued behind it: the store
+  has already been given seconds (the library's retries on PostgreSQL, the lock timeout
+  on SQLite), and each further batch would wait out the same retries before failing, every
   caller queued behind it waiting too; answered now, they can retry (503 with
   ``Retry-After``) when the store is back;
 - any other failure halves the batch until the command that causes it fails alone.
@@ -33,10 +39,11 @@ snapshots, listeners) runs after that and can fail nobody.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -57,6 +64,10 @@ from eventsourcing.persistence import (
 from ledger.receipts import Receipt
 
 log = logging.getLogger("ledger.commit")
+REMEMBERED = 10_000
+"""Aggregates whose last written version the writer remembers (least recently written
+forgotten first): a command decided on an older version is sent back without trying the
+store. One that is forgotten is still refused by the store, only at a higher cost."""
 
 
 @dataclass(eq=False)
@@ -84,6 +95,12 @@ class Pending:
         for event in self.events:
             first.setdefault(event.originator_id, event.originator_version)
         return first
+
+
+class Deferred(IntegrityError):
+    """Decided on the version of an aggregate that an earlier command of the same batch
+    was writing: to be decided again on what that one wrote. Not a race lost to another
+    process, and each one means another command on the aggregate went first."""
 
 
 Insert = Callable[[list[Pending]], Sequence[int]]
@@ -116,6 +133,7 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._written: OrderedDict[UUID, int] = OrderedDict()
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
         """The number of commands of each of the last 10,000 transactions written."""
         self.transactions = 0
@@ -212,8 +230,7 @@ class GroupCommit:
                 stop = True
             else:
                 shed.append(pending)
-        for pending in shed:
-            pending.outcome.set_exception(failure)
+        _fail(shed, failure)
         if shed:
             log.warning("the store failed: %d queued commands failed with it", len(shed))
         return stop
@@ -226,24 +243,31 @@ class GroupCommit:
         later: list[Pending] = []
         for pending in batch:
             ids = pending.ids
-            if ids & seen:
+            if ids & seen or self._behind(pending):
                 later.append(pending)
             else:
                 alone.append(pending)
                 seen |= ids
+        failure: Exception | None = None
         try:
-            return self._settle(alone)
+            failure = self._settle(alone)
         except BaseException as error:  # a bug here must not leave callers waiting forever
-            for pending in alone:
-                if not pending.outcome.done():
-                    pending.outcome.set_exception(error)
+            _fail([pending for pending in alone if not pending.outcome.done()], error)
             log.exception("recording a batch of %d commands failed", len(alone))
-            return None
         finally:
-            # Decided on the same state as an earlier command of the batch: stale for sure.
-            # Answered only now, so that deciding again reads what the batch wrote.
-            for pending in later:
-                pending.outcome.set_exception(IntegrityError("decided on a stale version"))
+            # Decided on a state the batch (or an earlier one) replaced: stale for sure.
+            # Answered only now, so that deciding again reads what the batch wrote; if the
+            # store failed instead, with its failure (deciding again could not be saved).
+            _fail(later, failure or Deferred("decided on a version already replaced"))
+        return failure
+
+    def _behind(self, pending: Pending) -> bool:
+        """Whether ``pending`` was decided on a version older than this writer wrote."""
+        with self._lock:
+            return any(
+                version - 1 < self._written.get(aggregate_id, 0)
+                for aggregate_id, version in pending.first_versions().items()
+            )
 
     def _settle(self, batch: list[Pending]) -> Exception | None:
         """Record ``batch`` (halving it to find a command that fails), answering each
@@ -252,19 +276,21 @@ class GroupCommit:
             try:
                 positions = self._insert(batch)
             except IntegrityError as error:
-                stale = batch if len(batch) == 1 else self._stale(batch)
+                try:
+                    stale = batch if len(batch) == 1 else self._stale(batch)
+                except (OperationalError, InterfaceError) as failure:  # asking the store
+                    _fail(batch, failure)
+                    return failure
                 if not stale:  # not a version conflict we can place: find it by halving
                     return self._halve(batch)
-                for pending in stale:
-                    pending.outcome.set_exception(error)
+                _fail(stale, error)
                 batch = [pending for pending in batch if pending not in stale]
             except (OperationalError, InterfaceError) as error:  # the store itself
-                for pending in batch:
-                    pending.outcome.set_exception(error)
+                _fail(batch, error)
                 return error
             except Exception as error:
                 if len(batch) == 1:
-                    batch[0].outcome.set_exception(error)
+                    _fail(batch, error)
                     return None
                 return self._halve(batch)
             else:
@@ -278,8 +304,7 @@ class GroupCommit:
         failure = self._settle(batch[:middle])
         if failure is None:
             return self._settle(batch[middle:])
-        for pending in batch[middle:]:
-            pending.outcome.set_exception(failure)
+        _fail(batch[middle:], failure)
         return failure
 
     def _stale(self, batch: list[Pending]) -> list[Pending]:
@@ -301,6 +326,12 @@ class GroupCommit:
             self.batch_sizes.append(len(batch))
             self.transactions += 1
             self.commands += len(batch)
+            for pending in batch:
+                for aggregate in pending.aggregates:
+                    self._written[aggregate.id] = aggregate.version
+                    self._written.move_to_end(aggregate.id)
+            while len(self._written) > REMEMBERED:
+                self._written.popitem(last=False)
         recordings: list[Recording[UUID]] = []
         start = 0
         for pending in batch:
@@ -318,6 +349,20 @@ class GroupCommit:
             self._after(batch, recordings)
         except Exception:
             log.exception("after recording %d commands (they are stored)", len(batch))
+
+
+def _fail(commands: Sequence[Pending], error: BaseException) -> None:
+    """Answer each command with its own copy of ``error``: each caller raises it in its own
+    thread, and one shared instance would gather all their tracebacks (and keep their
+    frames alive as long as any caller holds it)."""
+    for pending in commands:
+        try:
+            own = copy.copy(error)
+        except Exception:  # an exception that cannot be copied is shared, as raised
+            own = error
+        if own is not error:
+            own.__cause__, own.__traceback__ = error.__cause__, None
+        pending.outcome.set_exception(own)
 
 
 def _notification(saved: StoredEvent, position: int) -> Notification:
