@@ -98,9 +98,10 @@ class Pending:
 
 
 class Deferred(IntegrityError):
-    """Decided on the version of an aggregate that an earlier command of the same batch
-    was writing: to be decided again on what that one wrote. Not a race lost to another
-    process, and each one means another command on the aggregate went first."""
+    """Decided on a version of an aggregate that this writer was writing (an earlier
+    command of the same batch) or had already replaced: to be decided again on what it
+    wrote. Not a race lost to another process, and each one means another command on the
+    aggregate went first."""
 
 
 Insert = Callable[[list[Pending]], Sequence[int]]
@@ -360,8 +361,7 @@ def _fail(commands: Sequence[Pending], error: BaseException) -> None:
             own = copy.copy(error)
         except Exception:  # an exception that cannot be copied is shared, as raised
             own = error
-        if own is not error:
-            own.__cause__, own.__traceback__ = error.__cause__, None
+        own.__cause__ = error.__cause__  # a copy has its args, not its cause
         pending.outcome.set_exception(own)
 
 
