@@ -22,7 +22,7 @@ from bench.projections import fill
 from bench.stores import BACKENDS, chosen, store_url
 from ledger.bootstrap import build_ledger
 from ledger.settings import load_settings
-from projections.audit import chain_head, verify_chain, verify_digest
+from projections.audit.verify import chain_head, verify_chain, verify_digest
 from projections.registry import build_runner
 
 

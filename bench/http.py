@@ -68,7 +68,7 @@ from typing import TextIO
 import httpx
 import psycopg
 
-from api.auth import Authenticator
+from api.http.auth import Authenticator
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 HERE = Path(__file__).resolve().parent

@@ -33,7 +33,7 @@ from bench.projections import fill
 from ledger.bootstrap import build_ledger
 from ledger.service import LedgerApp
 from ledger.settings import load_settings
-from projections.as_of import replay_as_of
+from projections.as_of.replay import replay_as_of
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -1,4 +1,4 @@
-"""The keys of API.md's objects, checked by the read-model tests and the HTTP contract tests
+"""The keys of docs/api.md's objects, checked by the read-model tests and the HTTP contract tests
 alike: one list, so the two cannot drift apart."""
 
 from __future__ import annotations

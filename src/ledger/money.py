@@ -75,11 +75,6 @@ def fee_of(amount: int, rate_bp: int) -> int:
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def net_of(amount: int, rate_bp: int) -> int:
-    """What the freelancer receives: ``amount`` minus its fee."""
-    return amount - fee_of(amount, rate_bp)
-
-
 def percent_to_basis_points(percent: Decimal) -> int:
     """``Decimal("20")`` → ``2000``; at most two decimals, from 0 to 100 inclusive.
 

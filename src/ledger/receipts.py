@@ -2,7 +2,8 @@
 
 A client that retries a request under the same ``Idempotency-Key`` must get the first
 answer, not a second action. The HTTP edge keeps the answer's bytes after the command
-(``api.idempotency``); if the process dies between the commit and that, the bytes are lost.
+(``api.http.idempotency``); if the process dies between the commit and that, the bytes are
+lost.
 The receipt closes that gap: it names the aggregate, its version and the position the
 command left, and it is written in the same transaction as the events (``ledger.store``),
 so it exists exactly when they do. A retry that finds it is answered from it — the

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ledger.service import LedgerApp
+from projections.audit.chain import AuditChain
 from projections.base import Projection
-from projections.models.audit import AuditChain
-from projections.models.escrow import EscrowLedger
-from projections.models.gigs import GigCatalog
-from projections.models.notifications import Notifications
-from projections.models.orders import OrderHistory
-from projections.models.payments import PaymentRecords
+from projections.escrow.projection import EscrowLedger
+from projections.gigs.projection import GigCatalog
+from projections.notifications.projection import Notifications
+from projections.orders.projection import OrderHistory
+from projections.payments.projection import PaymentRecords
 from projections.runner import ProjectionRunner
 
 

@@ -7,10 +7,8 @@ client would: the runner's condition wakes the request, nothing sleeps.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,11 +17,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.http.app import create_app
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.money import to_centimes
-from ledger.settings import Settings, load_settings
+from ledger.settings import Settings
 from tests.conftest import FakeClock
 
 BASIC = {
@@ -101,26 +99,3 @@ def api(settings: Settings, clock: FakeClock) -> Iterator[Api]:
     app = create_app(settings, clock=clock)
     with TestClient(app) as client:
         yield Api(client, app)
-
-
-@pytest.fixture
-def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """For ``api.cli.main`` run in-process: only this test's variables configure it (no
-    ``.env``, nothing from the shell), a SQLite store of its own, a wide terminal."""
-    for name in list(os.environ):
-        if name.startswith(("LEDGER_", "YOUCANPAY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("LEDGER_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "200")
-    return load_settings()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``ledger ARGV…`` in-process: its exit code, stdout and stderr."""
-    from api.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err

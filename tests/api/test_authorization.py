@@ -1,11 +1,11 @@
-"""Who may call what: every endpoint by every kind of caller → the status API.md promises.
+"""Who may call what: every endpoint by every kind of caller → the status docs/api.md promises.
 
-API.md, "Auth": no or bad token → 401 (with ``WWW-Authenticate``); another user's order or
-payment → 404 (its existence is not revealed); allowed to see but not to do → 403. Whoever
-is allowed gets past authorization: 200/201, or a 409 when the order's state (not the
-caller) refuses.
+docs/api.md, "Authentication": no or bad token → 401 (with ``WWW-Authenticate``); another
+user's order or payment → 404 (its existence is not revealed); allowed to see but not to do →
+403. Whoever is allowed gets past authorization: 200/201, or a 409 when the order's state (not
+the caller) refuses.
 
-One deliberate difference from API.md's "admin may do all" (``ledger.access``): party
+One deliberate difference from the first design's "admin may do all" (``ledger.access``): party
 actions — accepting, delivering, agreeing to cancel, reviewing … — stay the parties' own;
 admin and support take the staff actions only (policy cancellations, dispute resolutions).
 
@@ -31,8 +31,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth import signing_key
-from api.main import create_app
+from api.http.app import create_app
+from api.http.auth import signing_key
 from ledger.domain.payment import payment_id_for
 from ledger.settings import Settings, load_settings
 from tests.api.conftest import Api

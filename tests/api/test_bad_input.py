@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.main import create_app
+from api.http.app import create_app
 from ledger.settings import load_settings
 from tests.api.conftest import BASIC, Api
 from tests.api.test_contract import assert_problem

@@ -1,4 +1,4 @@
-"""API.md, endpoint by endpoint: shapes, statuses, headers and the problem+json of errors.
+"""docs/api.md, endpoint by endpoint: shapes, statuses, headers and the problem+json of errors.
 
 Each test runs on SQLite and on PostgreSQL (the ``api`` fixture). Times come from the
 ``clock`` fixture (the same ``FakeClock`` the app uses), so ``asOf`` and timestamps are exact.
@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from api import deps
+from api.http import deps
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.money import to_centimes
@@ -36,7 +36,7 @@ CLIENT, FREELANCER, SUPPORT = ("client-1",), ("freelancer-1",), ("support-1", "s
 
 
 def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> None:
-    """An RFC 9457 answer of API.md: the media type, the five keys, and ``errors`` on 422."""
+    """An RFC 9457 answer of docs/api.md: the media type, the five keys, and ``errors`` on 422."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()

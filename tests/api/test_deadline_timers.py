@@ -1,4 +1,4 @@
-"""The deadline timers as ``ledger serve`` and ``ledger worker`` build them (``build_ticker``),
+"""The deadline timers as ``ledger serve`` and ``ledger worker`` build them (``due_timers``),
 on the API app's own ledger and read models, driven by the fake clock: what they did is
 seen over HTTP, in the order, its payment and its timeline."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.timers import DueTimer, build_ticker
+from api.runtime.timers import DueTimer, due_timers
 from ledger.settings import Settings
 from tests.api.conftest import Api
 from tests.conftest import FakeClock
@@ -21,8 +21,8 @@ CLOCK = {"id": "system:clock", "role": "clock"}
 
 def deadline_timers(api: Api, settings: Settings, clock: FakeClock) -> dict[str, DueTimer]:
     state = api.app.state
-    ticker = build_ticker(state.ledger, state.read_models, settings, clock, state.idempotency)
-    return {t.name: t for t in ticker.timers if isinstance(t, DueTimer)}
+    timers = due_timers(state.ledger, state.read_models, settings, clock)
+    return {t.name: t for t in timers if isinstance(t, DueTimer)}
 
 
 def run(api: Api, timer: DueTimer) -> int:
@@ -47,7 +47,7 @@ def last_entry(api: Api, order: dict[str, Any], kind: str) -> dict[str, Any]:
     return [e for e in answer.json()["data"] if e["type"] == kind][-1]
 
 
-def test_build_ticker_runs_every_deadline(api: Api, settings: Settings, clock: FakeClock) -> None:
+def test_due_timers_run_every_deadline(api: Api, settings: Settings, clock: FakeClock) -> None:
     timers = deadline_timers(api, settings, clock)
     assert {"auto-complete order", "accept cancellation of order", "mark order late"} <= set(timers)
     assert timers["auto-complete order"].after == timedelta(days=settings.auto_complete_days)

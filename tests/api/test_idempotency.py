@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on POST (API.md, "Common headers"), on SQLite and PostgreSQL.
+"""``Idempotency-Key`` on POST (docs/api.md, "Common headers"), on SQLite and PostgreSQL.
 
 The same key and request within 24 h answers the first status and body again, with
 ``Idempotent-Replayed: true``, and stores nothing; the same key with another request is 409
@@ -24,8 +24,8 @@ import jwt
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from api.auth import signing_key
-from api.idempotency import request_hash
+from api.http.auth import signing_key
+from api.http.idempotency.keys import request_hash
 from ledger.receipts import Outcome
 from ledger.settings import Settings
 from ledger.store import Receipts
@@ -336,7 +336,7 @@ REUSES: dict[str, Callable[[Api], Request]] = {
 def test_an_expired_key_is_free_for_another_request(
     api: Api, clock: FakeClock, make: Callable[[Api], Request]
 ) -> None:
-    """After 24 h the key is forgotten (API.md): a new request with it runs and creates."""
+    """After 24 h the key is forgotten (docs/api.md): a new request with it runs and creates."""
     request = place_order(api)
     assert send(api, request).status_code == 201
     clock.advance(hours=25)

@@ -1,4 +1,4 @@
-"""API.md "Ledger and audit": the escrow books over HTTP, on SQLite and PostgreSQL.
+"""docs/api.md "Escrow ledger": the escrow ledger over HTTP, on SQLite and PostgreSQL.
 
 Money moves only through real requests (orders, the sandbox checkout, the parties' and
 support's commands, the gateway's webhook); the books are then read as an auditor would.
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from api.timers import funds_clearance
+from api.runtime.timers import funds_clearance
 from ledger.gateway.signing import signature_of
 from ledger.settings import Settings, load_settings
 from tests.api.conftest import BASIC, Api
@@ -48,7 +48,7 @@ class Answer(Protocol):
 
 
 def problem(answer: Answer, status: int, code: str | None = None) -> None:
-    """An RFC 9457 answer with ``status`` (and ``code``), as API.md's "Errors" says."""
+    """An RFC 9457 answer with ``status`` (and ``code``), as docs/api.md's "Errors" says."""
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     body = answer.json()
@@ -114,7 +114,7 @@ def numbers(*amounts: Any) -> None:
 
 def test_a_sandbox_paid_and_completed_order_posts_capture_and_release(api: Api) -> None:
     """The whole path through HTTP: the capture puts the payment in escrow, the completion
-    releases it to the freelancer less the fee of the settings; every shape is API.md's."""
+    releases it to the freelancer less the fee of the settings; every shape is docs/api.md's."""
     order = api.order(api.gig(packages=[{**BASIC, "price": 100.04}]))
     paying = api.client.post(
         f"/v1/orders/{order['id']}/payments", json={"paymentMethod": "paypal"}, headers=api.as_(CL)

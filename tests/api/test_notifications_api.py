@@ -1,5 +1,6 @@
-"""API.md "Notifications" over HTTP, on SQLite and PostgreSQL: the list (shapes, unread
-filter, paging newest first), marking read, the preferences, and who may see what.
+"""docs/api.md "Notifications and preferences" over HTTP, on SQLite and PostgreSQL: the list
+(shapes, unread filter, paging newest first), marking read, the preferences, and who may see
+what.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sandbox gateway's hosted checkout (API.md "Payments"), on SQLite and PostgreSQL:
+"""The sandbox gateway's hosted checkout (docs/api.md "Payments"), on SQLite and PostgreSQL:
 the checkout a payment opens, its form, the test cards, the pages the client returns to,
 and a gateway that cannot open a checkout.
 
@@ -168,7 +168,7 @@ def test_a_card_that_cannot_be_charged_is_refused_and_nothing_is_stored(
 
 
 def test_a_422_for_a_card_lists_its_errors(api: Api) -> None:
-    """API.md "Errors": every 422 carries ``errors: [{"field", "message"}]``."""
+    """docs/api.md "Errors": every 422 carries ``errors: [{"field", "message"}]``."""
     path = form_path(open_payment(api, api.order(api.gig())))
     for card in [{"cardNumber": PAID, **CARD, "expiry": "12/25"}, {"cardNumber": PAID}]:
         assert_problem(pay(api, path, card, as_json=True), 422)

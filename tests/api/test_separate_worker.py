@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.http.app import create_app
 from ledger.settings import Settings, load_settings
 from projections.registry import build_runner
 from tests.conftest import FakeClock, open_app

@@ -1,4 +1,4 @@
-"""``GET /v1/orders/{id}/timeline`` (API.md "Orders"): every event of an order and of its
+"""``GET /v1/orders/{id}/timeline`` (docs/api.md "Orders"): every event of an order and of its
 payment, oldest first, with who did it and the order's status and stage after it — the
 support view of a dispute. On SQLite and PostgreSQL.
 

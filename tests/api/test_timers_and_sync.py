@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.timers import Timer, payment_expiry
+from api.runtime.timers import Timer, payment_expiry
 from tests.api.conftest import Api
 from tests.conftest import FakeClock
 

@@ -1,4 +1,4 @@
-"""``POST /v1/webhooks/youcanpay`` (API.md "Payments"), on SQLite and PostgreSQL.
+"""``POST /v1/webhooks/youcanpay`` (docs/api.md "Payments"), on SQLite and PostgreSQL.
 
 The test plays the gateway: it signs YouCanPay envelopes with the sandbox's key, exactly as
 YouCanPay (and the embedded sandbox) sign them. Whatever is refused, ignored or repeated
@@ -149,7 +149,7 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(
 def test_a_signature_that_is_not_ascii_is_refused_not_a_500(
     api: Api, key: str, order: dict[str, Any]
 ) -> None:
-    """Any header value a client sends must get a 401, never a 500 (API.md "Errors")."""
+    """Any header value a client sends must get a 401, never a 500 (docs/api.md "Errors")."""
     body = json.dumps(envelope(order)).encode()
     before = head(api)
     client = TestClient(api.app, raise_server_exceptions=False)  # the app already runs
@@ -317,7 +317,7 @@ def test_a_malformed_envelope_is_422_and_nothing_is_stored(
 def test_a_422_for_a_malformed_envelope_lists_its_errors(
     api: Api, key: str, order: dict[str, Any]
 ) -> None:
-    """API.md "Errors": every 422 carries ``errors: [{"field", "message"}]``."""
+    """docs/api.md "Errors": every 422 carries ``errors: [{"field", "message"}]``."""
     assert_problem(deliver(api, key, envelope(order, amount=0)), 422)
 
 

@@ -1,4 +1,4 @@
-"""``projections.as_of``: the store replayed up to a past moment gives the read models as
+"""``projections.as_of.replay``: the store replayed up to a past moment gives the read models as
 they were then, on both stores.
 
 Orders are driven with the fake clock a minute on before each; at the moment ``T`` a live
@@ -41,9 +41,14 @@ from ledger.errors import Conflict
 from ledger.money import from_centimes
 from ledger.service import LedgerApp
 from ledger.settings import Settings, load_settings
-from projections import as_of
-from projections.as_of import SUMMARY_PROJECTIONS, AsOfSummary, event_time_reader, replay_as_of
-from projections.queries import ReadModels
+from projections.as_of import replay as as_of
+from projections.as_of.replay import (
+    SUMMARY_PROJECTIONS,
+    AsOfSummary,
+    event_time_reader,
+    replay_as_of,
+)
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 FREELANCERS = [Caller("ana"), Caller("ben")]

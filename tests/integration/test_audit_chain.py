@@ -17,8 +17,8 @@ from tests.integration.test_append_only import RawStore, raw_store
 
 from ledger.service import LedgerApp
 from ledger.settings import Settings
-from projections.audit import chain_head, event_page, verify_chain, verify_digest
-from projections.models.audit import GENESIS
+from projections.audit.chain import GENESIS
+from projections.audit.verify import chain_head, event_page, verify_chain, verify_digest
 from projections.runner import ProjectionRunner
 
 

@@ -95,7 +95,7 @@ def test_happy_path_from_gig_to_review(stored_app: LedgerApp) -> None:
         assert (order.status, order.stage, order.fee, order.net) == expected, f"step {number}"
     order = order_of(app, order_id)
     assert (order.rating, order.revisions_used, order.refunded) == (5, 1, 0)
-    payment = app.get_order_payment(CLIENT, order_id)
+    payment = app.get_payment(CLIENT, payment_id_for(order_id))
     assert (payment.status, payment.transaction_id, payment.refunded) == ("success", "txn-1", 0)
 
 
@@ -106,7 +106,7 @@ def test_mutual_cancellation_refunds_the_payment(stored_app: LedgerApp) -> None:
     done = stored_app.accept_cancellation(CLIENT, order_id)
     assert done.position == max_position(stored_app)
     assert ending(stored_app, order_id) == ("cancelled", "closed", "mutual_agreement", PRICE)
-    assert stored_app.get_order_payment(CLIENT, order_id).refunded == PRICE
+    assert stored_app.get_payment(CLIENT, payment_id_for(order_id)).refunded == PRICE
     assert event_names(stored_app, order_id)[-2:] == ["CancellationAccepted", "OrderCancelled"]
     assert event_names(stored_app, payment_id_for(order_id))[-1] == "RefundRecorded"
 
@@ -119,9 +119,9 @@ def test_policy_cancellation_by_support_refunds_what_was_paid(stored_app: Ledger
         assert ending(stored_app, order_id) == ("cancelled", "closed", "policy_violation", refund)
         cancelled: Any = stored_events(stored_app, order_id)[-1]
         assert (type(cancelled).__name__, cancelled.actor.role) == ("OrderCancelled", "support")
-    assert stored_app.get_order_payment(CLIENT, paid).refunded == PRICE
+    assert stored_app.get_payment(CLIENT, payment_id_for(paid)).refunded == PRICE
     with pytest.raises(NotFound):
-        stored_app.get_order_payment(CLIENT, unpaid)
+        stored_app.get_payment(CLIENT, payment_id_for(unpaid))
 
 
 def test_dispute_split_shares_the_money(stored_app: LedgerApp) -> None:
@@ -133,7 +133,7 @@ def test_dispute_split_shares_the_money(stored_app: LedgerApp) -> None:
     kept, fee = PRICE - 4_000, fee_of(PRICE - 4_000, 2_000)
     assert (order.status, order.stage, order.dispute_outcome) == ("completed", "closed", "split")
     assert (order.refunded, order.fee, order.net) == (4_000, fee, kept - fee)
-    assert stored_app.get_order_payment(CLIENT, order_id).refunded == 4_000
+    assert stored_app.get_payment(CLIENT, payment_id_for(order_id)).refunded == 4_000
 
 
 def test_payment_failure_cancels_the_order(stored_app: LedgerApp) -> None:
@@ -141,7 +141,7 @@ def test_payment_failure_cancels_the_order(stored_app: LedgerApp) -> None:
     stored_app.create_payment(CLIENT, order_id, "cashplus")
     done = stored_app.fail_payment(GATEWAY, payment_id_for(order_id), "card declined")
     assert done.position == max_position(stored_app)
-    payment = stored_app.get_order_payment(CLIENT, order_id)
+    payment = stored_app.get_payment(CLIENT, payment_id_for(order_id))
     assert (payment.status, payment.failure_reason) == ("failed", "card declined")
     assert ending(stored_app, order_id) == ("cancelled", "closed", "payment_failed", 0)
 

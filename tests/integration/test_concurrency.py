@@ -89,7 +89,7 @@ def test_completion_and_policy_cancellation_race_one_wins(
         cancelled = TERMINAL[winner] == "OrderCancelled"
         assert len(refunds) == (1 if cancelled else 0)
         order = stored_app.get_order(CLIENT, order_id)
-        payment = stored_app.get_order_payment(CLIENT, order_id)
+        payment = stored_app.get_payment(CLIENT, payment_id_for(order_id))
         assert (order.status, order.refunded, payment.refunded) == (
             ("cancelled", PRICE, PRICE) if cancelled else ("completed", 0, 0)
         )

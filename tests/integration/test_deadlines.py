@@ -31,7 +31,7 @@ from tests.integration.helpers import (
 )
 from tests.integration.projection_helpers import open_runner
 
-from api.timers import Timer, auto_completion, cancellation_acceptance, lateness
+from api.runtime.timers import Timer, auto_completion, cancellation_acceptance, lateness
 from ledger.actors import Actor
 from ledger.domain.order import Order
 from ledger.domain.payment import payment_id_for
@@ -40,7 +40,7 @@ from ledger.errors import Forbidden
 from ledger.money import fee_of, from_centimes
 from ledger.service import LedgerApp
 from ledger.settings import Settings
-from projections.queries import ReadModels
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 AUTO_COMPLETE = timedelta(days=3)

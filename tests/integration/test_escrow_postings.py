@@ -1,5 +1,5 @@
-"""Each posting rule of the escrow ledger (DESIGN.md, "Escrow ledger") on its own, on both
-stores: the commands of one order's life, then the journal entries the projection wrote.
+"""Each posting rule of the escrow ledger (docs/architecture.md, "Escrow postings") on its own,
+on both stores: the commands of one order's life, then the journal entries the projection wrote.
 
 Amounts are centimes read straight from ``escrow_postings``; the 20 % default fee on
 ``PRICE`` (123.45 MAD) is 24.69 MAD.
@@ -32,7 +32,7 @@ from ledger.domain.values import CancelReason, DisputeOutcome, OrderStatus
 from ledger.gateway.sandbox import Sandbox
 from ledger.money import fee_of, from_centimes
 from ledger.service import LedgerApp
-from projections.queries import ReadModels
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 FEE = fee_of(PRICE, 2_000)

@@ -24,7 +24,7 @@ from ledger.domain.inbox import inbox_id_for
 from ledger.domain.payment import payment_id_for
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.service import LedgerApp
-from projections.queries import ReadModels
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 CLIENT, FREELANCER = Caller("client-1"), Caller("freelancer-1")

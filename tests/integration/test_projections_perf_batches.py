@@ -24,7 +24,7 @@ from ledger.actors import Caller
 from ledger.service import LedgerApp
 from projections.base import Envelope
 from projections.db import Txn
-from projections.queries import ReadModels
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 NAMES = ["audit", "escrow", "gigs", "notifications", "orders", "payments"]

@@ -42,7 +42,7 @@ from ledger.service import LedgerApp
 from ledger.settings import Settings, load_settings
 from projections.base import Envelope
 from projections.db import Txn
-from projections.queries import ReadModels
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit"}

@@ -24,7 +24,7 @@ from ledger.errors import InvalidCursor, ValidationFailed
 from ledger.service import LedgerApp
 from ledger.settings import load_settings
 from projections.db import Database, Params, Row
-from projections.queries import Page, ReadModels
+from projections.read_models import Page, ReadModels
 from projections.runner import ProjectionRunner
 
 ANA, BEN, CARA, DAN, EVE = (Caller(name) for name in ("ana", "ben", "cara", "dan", "eve"))

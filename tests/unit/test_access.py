@@ -94,34 +94,25 @@ def test_a_version_out_of_range_is_not_found(memory_app: LedgerApp, version: int
 def test_parties_and_staff_see_the_payment(memory_app: LedgerApp, reader: str) -> None:
     order_id = place_and_pay(memory_app)
     payment_id = payment_id_for(order_id)
-    by_id = memory_app.get_payment(READERS[reader], payment_id)
-    by_order = memory_app.get_order_payment(READERS[reader], order_id)
-    assert (by_id.id, by_id.order_id, by_id.status) == (payment_id, order_id, "success")
-    assert (by_order.id, by_order.amount, by_order.transaction_id) == (
-        payment_id,
-        PACKAGE.price,
-        "tx-9",
-    )
+    payment = memory_app.get_payment(READERS[reader], payment_id)
+    assert (payment.id, payment.order_id, payment.status) == (payment_id, order_id, "success")
+    assert (payment.amount, payment.transaction_id) == (PACKAGE.price, "tx-9")
 
 
 def test_a_stranger_is_told_the_payment_does_not_exist(memory_app: LedgerApp) -> None:
     order_id = place_and_pay(memory_app)
     with pytest.raises(NotFound):
         memory_app.get_payment(STRANGER, payment_id_for(order_id))
-    with pytest.raises(NotFound):
-        memory_app.get_order_payment(STRANGER, order_id)
 
 
 def test_payment_lookups_of_what_is_no_payment_are_not_found(memory_app: LedgerApp) -> None:
     order_id = place(memory_app)
     with pytest.raises(NotFound):
-        memory_app.get_order_payment(CLIENT, order_id)  # none yet
-    with pytest.raises(NotFound):
-        memory_app.get_payment(CLIENT, payment_id_for(order_id))
+        memory_app.get_payment(CLIENT, payment_id_for(order_id))  # none yet
     with pytest.raises(NotFound):
         memory_app.get_payment(CLIENT, order_id)  # an order's id is not a payment's
     with pytest.raises(NotFound):
-        memory_app.get_order_payment(CLIENT, uuid4())
+        memory_app.get_payment(CLIENT, payment_id_for(uuid4()))  # no such order
 
 
 def test_an_auditor_creates_neither_gigs_nor_orders(memory_app: LedgerApp) -> None:

@@ -14,7 +14,6 @@ from ledger.money import (
     MAX_AMOUNT,
     fee_of,
     from_centimes,
-    net_of,
     percent_to_basis_points,
     to_centimes,
 )
@@ -158,12 +157,10 @@ def test_from_centimes_of_max_amount() -> None:
 )
 def test_fee_of_rounds_half_even(amount: int, rate_bp: int, fee: int) -> None:
     assert fee_of(amount, rate_bp) == fee
-    assert net_of(amount, rate_bp) == amount - fee
 
 
 def test_fee_of_returns_an_int() -> None:
     assert type(fee_of(12_345, 2000)) is int
-    assert type(net_of(12_345, 2000)) is int
 
 
 @pytest.mark.parametrize(
@@ -200,7 +197,6 @@ def test_percent_to_basis_points_refuses(percent: Decimal) -> None:
 )
 def test_fee_and_net_always_add_up(amount: int, rate_bp: int) -> None:
     fee = fee_of(amount, rate_bp)
-    assert fee + net_of(amount, rate_bp) == amount
     assert 0 <= fee <= amount
     # never further than half a centime from the exact fee
     assert abs(Decimal(fee) - Decimal(amount) * rate_bp / BASIS_POINTS) <= Decimal("0.5")

@@ -1,4 +1,5 @@
-"""The order's transition table (DESIGN.md, "Write side"): every state by every command.
+"""The order's transition table (docs/architecture.md, "The order's state machine"): every
+state by every command.
 
 A step is ``"action:who"``: one command taken by one caller. A state is reached by replaying
 steps on a fresh order. In the matrix below a command either leads where the cell says or is

@@ -1,4 +1,4 @@
-"""The Order aggregate: the state machine of DESIGN.md, one guarded command per row.
+"""The Order aggregate: the state machine of docs/architecture.md, one guarded command per row.
 
 Each public method checks who acts and from which status and stage, then triggers one
 ``@event`` method whose body only assigns state: bodies run again on every replay, so they
@@ -133,10 +133,6 @@ class Order(Aggregate):
     ) -> None:
         if (status and self.status not in status) or (stage and self.stage not in stage):
             raise InvalidTransition(f"cannot {doing} an order that is {self.status} ({self.stage})")
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in (COMPLETED, CANCELLED)
 
     @property
     def held(self) -> int:

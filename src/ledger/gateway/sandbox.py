@@ -98,7 +98,7 @@ class Sandbox:
 
 
 def _envelope(transaction: Transaction) -> dict[str, object]:
-    """YouCanPay's webhook envelope (API.md, "Payments")."""
+    """YouCanPay's webhook envelope (docs/api.md, "Payments")."""
     return {
         "id": f"sbx_evt_{uuid4().hex}",
         "event_name": f"transaction.{transaction.status}",

@@ -4,7 +4,7 @@ from ledger.service.base import Done
 from ledger.service.deadlines import DeadlineCommands
 from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
-from ledger.service.inbox import InboxCommands
+from ledger.service.notifications import NotificationCommands
 from ledger.service.orders import OrderCommands
 from ledger.service.payments import PaymentCommands
 from ledger.service.timeline import Timeline, TimelineCommands, TimelineEntry
@@ -12,12 +12,12 @@ from ledger.service.timeline import Timeline, TimelineCommands, TimelineEntry
 
 class LedgerApp(
     GigCommands,
+    DeadlineCommands,  # before OrderCommands: the deadlines are order commands the clock takes
     OrderCommands,
     PaymentCommands,
     EscrowCommands,
     TimelineCommands,
-    DeadlineCommands,
-    InboxCommands,
+    NotificationCommands,
 ):
     """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow,
     the order timelines read from the events, and the deadlines the clock enforces.

@@ -31,15 +31,15 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from ledger import access, receipts
-from ledger.actors import Actor, Caller
+from ledger import receipts
+from ledger.actors import Actor
 from ledger.clock import Clock, iso, utc_now
 from ledger.domain.gig import Gig
 from ledger.domain.inbox import Inbox
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.domain.values import ActorAsDict, PackageAsDict
-from ledger.errors import Busy, Conflict, NotFound, VersionMismatch
+from ledger.errors import Busy, Conflict, NotFound
 from ledger.gateway.port import PaymentGateway
 from ledger.receipts import Receipt, ReceiptEntry
 from ledger.service.commit import Batching, Deferred, GroupCommit, Pending
@@ -48,11 +48,9 @@ from ledger.store import RECORDER_TOPICS, Receipts
 log = logging.getLogger("ledger")
 A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
-OrderAction = Callable[[Order, Actor, datetime], int | None]
-"""Applies one command to a loaded order; returns the refund it makes due, if any."""
 
 
-class _StaleRead(Exception):
+class StaleRead(Exception):
     """``decide`` read one aggregate before and another after someone else's save: its
     decision rests on state that no longer holds, so it is taken again (as on a lost race)."""
 
@@ -140,15 +138,6 @@ class LedgerBase(Application[UUID]):
     def _order(self, order_id: UUID) -> Order:
         return self._load(Order, order_id)
 
-    @staticmethod
-    def _check_version(order: Order, expected_version: int | None) -> None:
-        """Raises: VersionMismatch, when the caller (``If-Match``) expected another version.
-
-        Checked only after access was granted, so a stranger learns nothing of the version.
-        """
-        if expected_version is not None and order.version != expected_version:
-            raise VersionMismatch(expected_version, order.version)
-
     def _payment(self, payment_id: UUID) -> Payment:
         return self._load(Payment, payment_id)
 
@@ -164,45 +153,6 @@ class LedgerBase(Application[UUID]):
             payment.refund(amount, reason, actor, now)
         else:
             payment.request_refund(amount, reason, actor, now)
-
-    # -- order commands ---------------------------------------------------------------------
-
-    def _on_order(
-        self,
-        caller: Caller,
-        order_id: UUID,
-        command: str,
-        expected_version: int | None,
-        act: OrderAction,
-    ) -> Done[Order]:
-        """Load the order, pick the caller's capacity for ``command``, act, refund if due.
-        Every order command goes this way, the parties' and the clock's alike, so a refund
-        is recorded the same way whoever caused it."""
-
-        def decide() -> list[Order | Payment]:
-            order = self._order(order_id)
-            actor = access.acting_on(caller, order, Order.WHO[command])
-            self._check_version(order, expected_version)
-            now = self.clock()
-            refund = act(order, actor, now)
-            return [order, *self._refund(order, refund or 0, actor, now)]
-
-        return self._run(decide)
-
-    def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
-        if amount <= 0 or order.payment_id is None:
-            return []
-        payment = self._payment(order.payment_id)
-        if amount > payment.refundable and self._moved_on(order):
-            raise _StaleRead  # another writer refunded it between our two reads
-        reason = order.cancel_reason or "dispute_split"
-        self._give_back(payment, amount, str(reason), actor, now)
-        return [payment]
-
-    def _moved_on(self, order: Order) -> bool:
-        """Whether the store holds events of ``order`` newer than those it was loaded with."""
-        loaded = order.version - len(order.pending_events)
-        return self._order(order.id).version != loaded
 
     # -- saving -----------------------------------------------------------------------------
 
@@ -238,7 +188,7 @@ class LedgerBase(Application[UUID]):
         while attempts < self.max_attempts:
             try:
                 aggregates = decide()
-            except _StaleRead:
+            except StaleRead:
                 attempts += 1
                 continue
             try:

@@ -1,7 +1,7 @@
 """Deadlines the clock enforces on orders: a delivery left unanswered completes, a
 cancellation request left unanswered is accepted, an order past its due date is marked late.
 
-The worker's timers (``api.timers``) find candidates in the read models; each command here
+The worker's timers (``api.runtime.timers``) find candidates in the read models; each command here
 decides again on the order's own state, so a stale read model, a timer run twice, or two
 workers racing on the same order store one event at most: the loser's retry, on fresh state,
 finds nothing due and answers ``None``. Each event names its reason (``DeadlineReason``)
@@ -16,10 +16,11 @@ from uuid import UUID
 from ledger.actors import Caller
 from ledger.domain.order import Order
 from ledger.errors import InvalidTransition
-from ledger.service.base import Done, LedgerBase, OrderAction
+from ledger.service.base import Done
+from ledger.service.orders import OrderAction, OrderCommands
 
 
-class DeadlineCommands(LedgerBase):
+class DeadlineCommands(OrderCommands):
     """What time does to orders nobody answers."""
 
     def auto_complete(self, order_id: UUID, after: timedelta) -> Done[Order] | None:

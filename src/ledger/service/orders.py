@@ -1,7 +1,10 @@
-"""Order commands: one method per row of DESIGN.md's transition table, and order reads."""
+"""Order commands: one method per row of the transition table (docs/architecture.md), what
+every order command shares (load, access, version check, the refund it makes due), and order
+reads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import cast
 from uuid import UUID, uuid4
@@ -9,20 +12,72 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from ledger import access
-from ledger.actors import Caller
+from ledger.actors import Actor, Caller
 from ledger.domain.order import DIRECT_CANCEL_REASONS, Order
+from ledger.domain.payment import Payment
 from ledger.domain.values import (
     MAX_TEXT,
     CancelReason,
     DisputeOutcome,
     check_text,
 )
-from ledger.errors import Conflict, NotFound, ValidationFailed
-from ledger.service.base import Done, LedgerBase
+from ledger.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
+from ledger.service.base import Done, LedgerBase, StaleRead
+
+OrderAction = Callable[[Order, Actor, datetime], int | None]
+"""Applies one command to a loaded order; returns the refund it makes due, if any."""
 
 
 class OrderCommands(LedgerBase):
     """Placing orders and moving them through their life."""
+
+    # -- what every order command shares --------------------------------------------------
+
+    @staticmethod
+    def _check_version(order: Order, expected_version: int | None) -> None:
+        """Raises: VersionMismatch, when the caller (``If-Match``) expected another version.
+
+        Checked only after access was granted, so a stranger learns nothing of the version.
+        """
+        if expected_version is not None and order.version != expected_version:
+            raise VersionMismatch(expected_version, order.version)
+
+    def _on_order(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        command: str,
+        expected_version: int | None,
+        act: OrderAction,
+    ) -> Done[Order]:
+        """Load the order, pick the caller's capacity for ``command``, act, refund if due.
+        Every order command goes this way, the parties' and the clock's alike, so a refund
+        is recorded the same way whoever caused it."""
+
+        def decide() -> list[Order | Payment]:
+            order = self._order(order_id)
+            actor = access.acting_on(caller, order, Order.WHO[command])
+            self._check_version(order, expected_version)
+            now = self.clock()
+            refund = act(order, actor, now)
+            return [order, *self._refund(order, refund or 0, actor, now)]
+
+        return self._run(decide)
+
+    def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
+        if amount <= 0 or order.payment_id is None:
+            return []
+        payment = self._payment(order.payment_id)
+        if amount > payment.refundable and self._moved_on(order):
+            raise StaleRead  # another writer refunded it between our two reads
+        reason = order.cancel_reason or "dispute_split"
+        self._give_back(payment, amount, str(reason), actor, now)
+        return [payment]
+
+    def _moved_on(self, order: Order) -> bool:
+        """Whether the store holds events of ``order`` newer than those it was loaded with."""
+        loaded = order.version - len(order.pending_events)
+        return self._order(order.id).version != loaded
 
     # -- orders -----------------------------------------------------------------------------
 

@@ -380,11 +380,3 @@ class PaymentCommands(LedgerBase):
         """The payment a hosted checkout is for. No caller: the checkout's token is the
         credential, as on the gateway's own form. Raises: NotFound."""
         return self._payment(payment_id)
-
-    def get_order_payment(self, caller: Caller, order_id: UUID) -> Payment:
-        """Raises: NotFound (unknown order, not the caller's, or no payment yet)."""
-        access.require_visible(caller, self._order(order_id))
-        try:
-            return self._payment(payment_id_for(order_id))
-        except NotFound:
-            raise NotFound(f"order {order_id} has no payment yet") from None

@@ -1,0 +1,90 @@
+"""The ASGI application factory.
+
+The store is opened in the lifespan, so a process that cannot reach its database fails at
+start-up with a clear message instead of answering requests it cannot serve. By default the
+projections and timers run in the same process (``ledger serve`` alone is a complete
+service); with ``run_projections=False`` they are left to ``ledger worker``.
+
+Middleware, outermost first: request id → metrics → body limit → idempotency → FastAPI.
+The body limit sits outside idempotency, which reads whole bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.http import problems
+from api.http.auth import Authenticator, signing_key
+from api.http.idempotency.keys import IdempotencyStore
+from api.http.idempotency.middleware import Idempotency
+from api.http.metrics import MeasureRequests, Metrics
+from api.http.middleware import InputLimits, RequestId
+from api.http.routes import (
+    audit,
+    escrow,
+    gigs,
+    notifications,
+    operations,
+    order_commands,
+    orders,
+    payments,
+    sandbox,
+    timeline,
+    webhooks,
+)
+from api.runtime import Runtime
+from ledger.clock import Clock, utc_now
+from ledger.settings import Settings, load_settings
+
+
+def create_app(
+    settings: Settings | None = None, *, run_projections: bool = True, clock: Clock = utc_now
+) -> FastAPI:
+    """Build the API for ``settings`` (read from the environment when not given)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with Runtime(settings, clock) as runtime:
+            idempotency = IdempotencyStore(runtime.db, clock)
+            idempotency.setup()
+            # Keys are this edge's own, so it forgets them itself, with or without projections.
+            runtime.start(apply=run_projections, chores=[idempotency.purge])
+            app.state.ledger, app.state.runner = runtime.ledger, runtime.runner
+            app.state.read_models = runtime.read_models
+            app.state.idempotency = idempotency
+            app.state.metrics = Metrics(runtime.runner.status, runtime.ledger.writer)
+            yield
+
+    app = FastAPI(
+        title="Gig Ledger",
+        version="1",
+        summary="Event-sourced orders and payments for gig marketplaces",
+        lifespan=lifespan,
+    )
+    app.state.auth = Authenticator(signing_key(settings))
+    problems.install(app)
+    routers = (
+        gigs,
+        orders,
+        order_commands,
+        timeline,
+        payments,
+        escrow,
+        notifications,
+        audit,
+        webhooks,
+        operations,
+    )
+    for router in routers:
+        app.include_router(router.router)
+    if settings.gateway == "sandbox":
+        app.include_router(sandbox.router)
+    app.add_middleware(Idempotency)
+    app.add_middleware(InputLimits)
+    app.add_middleware(MeasureRequests)
+    app.add_middleware(RequestId)
+    return app

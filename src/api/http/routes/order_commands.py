@@ -1,0 +1,147 @@
+"""``POST /v1/orders/{id}/…``: every step of an order's life, each answering the order.
+
+Each command answers 200 with the order as saved (``ETag`` its version, ``X-Ledger-Position``
+its last event), 409 when the order's state does not allow it now, 403 when it is not this
+caller's to take, 404 when the caller has no relation to the order, 412 on an ``If-Match``
+that is not the current version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response
+
+from api.http import schemas
+from api.http.deps import CallerDep, ExpectedVersion, LedgerDep
+from api.http.routes.common import ExactJSONRoute, done_order, parse_id
+from ledger.actors import Caller
+from ledger.domain.order import Order
+from ledger.domain.values import CancelReason
+from ledger.service import Done, LedgerApp
+
+router = APIRouter(
+    prefix="/v1/orders/{order_id}", tags=["order commands"], route_class=ExactJSONRoute
+)
+Answer = dict[str, Any]
+Bodyless = Callable[[LedgerApp], Callable[..., Done[Order]]]
+
+
+@dataclass(frozen=True)
+class OnOrder:
+    """What every order command needs: who asks, the ledger, which order, which version."""
+
+    caller: Caller
+    ledger: LedgerApp
+    order_id: UUID
+    expected: int | None
+    response: Response
+
+    def answer(self, done: Done[Order]) -> Answer:
+        return done_order(self.response, done)
+
+
+async def _on_order(
+    order_id: str,
+    caller: CallerDep,
+    ledger: LedgerDep,
+    expected: ExpectedVersion,
+    response: Response,
+) -> OnOrder:
+    return OnOrder(caller, ledger, parse_id(order_id, "order"), expected, response)
+
+
+OnOrderDep = Annotated[OnOrder, Depends(_on_order)]
+
+
+def _bodyless(path: str, command: Bodyless, summary: str) -> None:
+    """Register a command that needs nothing but the order (and the caller)."""
+
+    def endpoint(on: OnOrderDep) -> Answer:
+        return on.answer(command(on.ledger)(on.caller, on.order_id, on.expected))
+
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        response_model=schemas.Order,
+        summary=summary,
+        name=path.strip("/").replace("/", "_").replace("-", "_"),
+    )
+
+
+_bodyless("/accept", lambda ledger: ledger.accept_order, "Freelancer confirms the order")
+_bodyless("/complete", lambda ledger: ledger.complete_order, "Client accepts the delivery")
+_bodyless(
+    "/cancellation-requests/accept",
+    lambda ledger: ledger.accept_cancellation,
+    "The other party agrees to cancel (refunding what was paid)",
+)
+_bodyless(
+    "/cancellation-requests/decline",
+    lambda ledger: ledger.decline_cancellation,
+    "The other party refuses to cancel",
+)
+_bodyless(
+    "/cancellation-requests/withdraw",
+    lambda ledger: ledger.withdraw_cancellation,
+    "The requester takes the request back",
+)
+
+
+@router.post("/requirements", response_model=schemas.Order)
+def submit_requirements(body: schemas.RequirementsIn, on: OnOrderDep) -> Answer:
+    """Client tells the freelancer what they need."""
+    return on.answer(on.ledger.submit_requirements(on.caller, on.order_id, body.text, on.expected))
+
+
+@router.post("/deliver", response_model=schemas.Order)
+def deliver(body: schemas.DeliveryIn, on: OnOrderDep) -> Answer:
+    """Freelancer delivers (which also confirms an order not yet accepted)."""
+    return on.answer(on.ledger.deliver_order(on.caller, on.order_id, body.message, on.expected))
+
+
+@router.post("/request-revision", response_model=schemas.Order)
+def request_revision(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+    """Client asks for changes, within the revisions the package allows."""
+    return on.answer(on.ledger.request_revision(on.caller, on.order_id, body.reason, on.expected))
+
+
+@router.post("/cancellation-requests", response_model=schemas.Order)
+def request_cancellation(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+    """Either party proposes to cancel by mutual agreement."""
+    return on.answer(
+        on.ledger.request_cancellation(on.caller, on.order_id, body.reason, on.expected)
+    )
+
+
+@router.post("/cancel", response_model=schemas.Order)
+def cancel(body: schemas.CancelIn, on: OnOrderDep) -> Answer:
+    """Client withdraws a pending order; support or admin cancel for a policy violation."""
+    reason = CancelReason(body.reason)
+    return on.answer(on.ledger.cancel_order(on.caller, on.order_id, reason, body.note, on.expected))
+
+
+@router.post("/disputes", response_model=schemas.Order)
+def open_dispute(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+    """Either party disputes an order in progress; support resolves it."""
+    return on.answer(on.ledger.open_dispute(on.caller, on.order_id, body.reason, on.expected))
+
+
+@router.post("/disputes/resolve", response_model=schemas.Order)
+def resolve_dispute(body: schemas.ResolutionIn, on: OnOrderDep) -> Answer:
+    """Support releases the money, refunds it, or splits it (``refundAmount`` back)."""
+    done = on.ledger.resolve_dispute(
+        on.caller, on.order_id, body.outcome, body.refund_amount, on.expected
+    )
+    return on.answer(done)
+
+
+@router.post("/review", response_model=schemas.Order)
+def review(body: schemas.ReviewIn, on: OnOrderDep) -> Answer:
+    """Client rates the completed order, once."""
+    done = on.ledger.review_order(on.caller, on.order_id, body.rating, body.comment, on.expected)
+    return on.answer(done)

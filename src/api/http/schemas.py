@@ -1,0 +1,361 @@
+"""The JSON of docs/api.md as pydantic models: requests are strict, answers document themselves.
+
+Requests refuse unknown fields and wrong types (a string is not a number, ``1.0`` is not a
+rating). Amounts are JSON numbers in MAD with at most two decimals; they are turned into
+integer centimes here, by ``ledger.money``, and never exist as floats inside. Answers carry
+``Decimal`` amounts, written as JSON numbers.
+
+These models are the edge's; the domain has its own value types and events.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+from ledger.domain.values import (
+    MAX_DELIVERY_DAYS,
+    MAX_REVISIONS,
+    MAX_TEXT,
+    MAX_TITLE,
+    DisputeOutcome,
+    OrderStatus,
+    PaymentStatus,
+    Stage,
+)
+from ledger.errors import ValidationFailed
+from ledger.money import to_centimes
+
+
+def _centimes(value: Any) -> int:
+    if isinstance(value, str):  # amounts are JSON numbers; "12.50" is a client bug
+        raise ValueError("must be a JSON number")
+    try:
+        return to_centimes(value)
+    except ValidationFailed as error:
+        raise ValueError(error.detail.removeprefix("amount ")) from None
+
+
+Centimes = Annotated[int, BeforeValidator(_centimes)]
+"""A positive MAD amount with at most two decimals, read into integer centimes."""
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""An amount in an answer: exact inside, a JSON number on the wire (``from_centimes``
+gives two places, which a double represents and prints exactly)."""
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""A moment in an answer: ISO 8601 in UTC, as the events recorded it (``ledger.clock.iso``),
+passed through as written rather than parsed and printed again."""
+
+PackageId = Literal["basic", "standard", "premium"]
+PaymentMethod = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Request(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class PackageIn(Request):
+    package_id: PackageId
+    price: Centimes
+    delivery_days: Annotated[int, Field(ge=1, le=MAX_DELIVERY_DAYS)]
+    revisions: Annotated[int, Field(ge=0, le=MAX_REVISIONS)]
+    description: Text
+
+
+class GigIn(Request):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
+    packages: Annotated[list[PackageIn], Field(min_length=1, max_length=3)]
+
+
+class OrderIn(Request):
+    gig_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    package_id: PackageId
+    requirements: Text | None = None
+
+
+class RequirementsIn(Request):
+    text: Text
+
+
+class DeliveryIn(Request):
+    message: Text
+
+
+class ReasonIn(Request):
+    """A revision request, a cancellation request or a dispute: why."""
+
+    reason: Text
+
+
+class CancelIn(Request):
+    reason: Literal["client_withdrew", "policy_violation"]
+    note: Text | None = None
+
+
+class ResolutionIn(Request):
+    outcome: Annotated[DisputeOutcome, Field(strict=False)]  # a JSON string names the member
+    refund_amount: Centimes | None = None
+
+
+class ReviewIn(Request):
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Text | None = None
+
+
+class RefundConfirmationIn(Request):
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class PaymentIn(Request):
+    payment_method: PaymentMethod
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class PackageOut(Schema):
+    package_id: PackageId
+    price: Money
+    delivery_days: int
+    revisions: int
+    description: str
+
+
+class Rating(Schema):
+    average: float | None
+    count: int
+
+
+class Gig(Schema):
+    id: str
+    freelancer_id: str
+    title: str
+    currency: str
+    packages: list[PackageOut]
+    rating: Rating
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class Order(Schema):
+    id: str
+    user_id: str
+    gig_id: str
+    package_id: PackageId
+    freelancer_id: str
+    status: OrderStatus
+    stage: Stage
+    total_amount: Money
+    currency: str
+    package: PackageOut
+    revisions_used: int
+    requirements: str | None
+    due_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+
+class ActorOut(Schema):
+    id: str
+    role: str
+
+
+class HistoryEntry(Schema):
+    status: OrderStatus
+    stage: Stage
+    event: str
+    at: Timestamp
+    actor: ActorOut
+
+
+class History(Schema):
+    data: list[HistoryEntry]
+
+
+class OrderState(Schema):
+    status: OrderStatus
+    stage: Stage
+
+
+class TimelineEntry(Schema):
+    """One stored event (``data`` as stored: snake_case names, amounts in centimes), who
+    did it, and the order's status and stage after it."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    at: Timestamp
+    actor: ActorOut
+    data: dict[str, Any]
+    state: OrderState
+
+
+class Timeline(Schema):
+    data: list[TimelineEntry]
+
+
+class Refund(Schema):
+    """``completed`` counts in ``refundedAmount``; ``requested`` waits to be made at the
+    gateway (YouCanPay) and confirmed with the gateway's ``reference``."""
+
+    amount: Money
+    currency: str
+    reason: str
+    at: Timestamp
+    status: Literal["completed", "requested"]
+    reference: str | None
+
+
+class Checkout(Schema):
+    token_id: str
+    payment_url: str
+
+
+class Payment(Schema):
+    id: str
+    order_id: str
+    status: PaymentStatus
+    amount: Money
+    currency: str
+    payment_method: str
+    transaction_id: str | None
+    failure_reason: str | None
+    refunded_amount: Money
+    refunds: list[Refund]
+    checkout: Checkout | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+
+class Account(Schema):
+    """``balance`` has the account's natural sign: what the gateway holds (assets), what
+    is owed (liabilities), what was earned (revenue)."""
+
+    account: str
+    debits: Money
+    credits: Money
+    balance: Money
+
+
+class Accounts(Schema):
+    data: list[Account]
+
+
+class PostingOut(Schema):
+    account: str
+    debit: Money
+    credit: Money
+
+
+class Entry(Schema):
+    id: str
+    order_id: str
+    payment_id: str
+    position: int
+    at: Timestamp
+    description: str
+    postings: list[PostingOut]
+
+
+class TrialBalance(Schema):
+    debits: Money
+    credits: Money
+    balanced: bool
+
+
+class Balance(Schema):
+    """What the platform owes a freelancer: released but still pending clearance, and
+    cleared (``available``)."""
+
+    pending_clearance: Money
+    available: Money
+    currency: str
+
+
+Item = TypeVar("Item")
+
+
+class Page(Schema, Generic[Item]):
+    data: list[Item]
+    has_more: bool
+
+
+class AuditEvent(Schema):
+    """An event as stored; ``data`` holds amounts in integer centimes, as the log does."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    at: Timestamp
+    data: dict[str, Any]
+
+
+class AuditEvents(Schema):
+    data: list[AuditEvent]
+    next_after: int
+
+
+class ChainHead(Schema):
+    position: int
+    hash: str
+
+
+class Verification(Schema):
+    ok: bool
+    events: int
+    head: ChainHead
+    first_mismatch: int | None
+
+
+# -- notifications (docs/api.md "Notifications and preferences") ------------------------------
+
+NotificationType = Literal[
+    "order.received",
+    "order.status_changed",
+    "order.delivered",
+    "payment.confirmed",
+    "review.requested",
+    "order.late",
+]
+
+
+class Notification(Schema):
+    """Something that happened to one of the caller's orders. ``order.late`` (an order past
+    its due date, not delivered) is ours, beyond the five types first designed."""
+
+    id: str
+    type: NotificationType
+    order_id: str
+    message: str
+    created_at: Timestamp
+    read_at: Timestamp | None
+
+
+class PreferencesIn(Request):
+    order_updates_notifications: bool
+
+
+class Preferences(Schema):
+    order_updates_notifications: bool

@@ -1,0 +1,1 @@
+"""The gig catalogue: the ``gigs`` table and its queries."""

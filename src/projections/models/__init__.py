@@ -1,1 +1,0 @@
-"""The read models: each a ``Projection`` that owns its tables."""

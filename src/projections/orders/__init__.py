@@ -1,0 +1,1 @@
+"""Order history: the ``orders`` and ``order_history`` tables and their queries."""

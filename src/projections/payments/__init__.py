@@ -1,0 +1,1 @@
+"""Payment records: the ``payments`` table and its queries."""
