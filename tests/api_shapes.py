@@ -4,7 +4,8 @@ alike: one list, so the two cannot drift apart."""
 from __future__ import annotations
 
 GIG_KEYS = {
-    "id", "freelancerId", "title", "currency", "packages", "rating", "createdAt", "updatedAt",
+    "id", "freelancerId", "title", "currency", "packages", "archived", "rating", "createdAt",
+    "updatedAt",
 }  # fmt: skip
 ORDER_KEYS = {
     "id", "userId", "gigId", "packageId", "freelancerId", "status", "stage", "totalAmount",

@@ -57,6 +57,20 @@ def acting_on(caller: Caller, order: Order, allowed: Sequence[str]) -> Actor:
     raise Forbidden(f"only the {' or '.join(allowed)} may do this")
 
 
+def acting_on_gig(caller: Caller, freelancer_id: str, allowed: Sequence[str]) -> Actor:
+    """The capacity in which ``caller`` takes a gig command that ``allowed`` roles may take
+    (``freelancer``: the gig's own; staff roles by role). Gigs are public, so a refusal is
+    Forbidden, never NotFound.
+
+    Raises:
+        Forbidden: the caller is none of them.
+    """
+    for role in allowed:
+        if (caller.id == freelancer_id) if role == "freelancer" else caller.has(role):
+            return caller.acting_as(role)
+    raise Forbidden(f"only the gig's {' or '.join(allowed)} may do this")
+
+
 def require_creator(caller: Caller, capacity: str) -> Actor:
     """Placing orders and opening gigs is for users (auditors change nothing); the caller
     then acts in ``capacity`` (``client`` of the new order, ``freelancer`` of the new gig).

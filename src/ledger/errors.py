@@ -69,6 +69,12 @@ class AlreadyApplied(Conflict):
     code = "already_applied"
 
 
+class GigArchived(Conflict):
+    """The gig is archived: it takes no new orders and no edits (orders placed go on)."""
+
+    code = "gig_archived"
+
+
 class Busy(LedgerError):
     """Lost the race for one aggregate every time: nothing was stored; try again."""
 

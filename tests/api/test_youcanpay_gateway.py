@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from uuid import uuid4
 
 import httpx
 import pytest
 import respx
+from fastapi.testclient import TestClient
 
+from api.http.app import create_app
 from ledger.gateway.signing import signature_of
 from ledger.gateway.youcanpay import YouCanPay, php_reencoding
+from ledger.settings import Settings, load_settings
 from tests.api.conftest import Api
+from tests.conftest import FakeClock
 
 KEY = "pri_sandbox_0123456789abcdef"
 
@@ -81,3 +86,24 @@ def test_a_webhook_signed_over_phps_reencoding_is_recorded(
         f"/v1/orders/{order['id']}", "client-1", position=int(answer.headers["X-Ledger-Position"])
     )
     assert paid["status"] == "processing"
+
+
+def test_the_return_pages_are_served_with_youcanpay_and_the_sandbox_is_not(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Every payment opens with ``/checkout/{id}/success|error`` as its return URLs, so a
+    client coming back from YouCanPay's own form finds them; the sandbox's form is not there."""
+    real = load_settings(
+        LEDGER_DATABASE_URL=settings.database_url,
+        LEDGER_VAR_DIR=str(settings.var_dir),
+        LEDGER_GATEWAY="youcanpay",
+        YOUCANPAY_PRIVATE_KEY=KEY,
+        YOUCANPAY_PUBLIC_KEY="pub_sandbox",
+        _env_file=None,
+    )
+    with TestClient(create_app(real, clock=clock)) as client:
+        for outcome in ("success", "error"):
+            page = client.get(f"/checkout/{uuid4()}/{outcome}")
+            assert page.status_code == 200, page.text
+            assert page.headers["content-type"].startswith("text/html")
+        assert client.get(f"/sandbox/payment-form/sbx_{uuid4()}").status_code == 404

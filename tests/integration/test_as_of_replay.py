@@ -36,7 +36,7 @@ from tests.integration.projection_helpers import (
 
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
-from ledger.domain.values import CancelReason, OrderStatus, PaymentStatus
+from ledger.domain.values import CancelReason, OrderStatus, Package, PaymentStatus
 from ledger.errors import Conflict
 from ledger.money import from_centimes
 from ledger.service import LedgerApp
@@ -110,8 +110,8 @@ def live_figures(runner: ProjectionRunner) -> dict[str, Any]:
             if not page.has_more:
                 return items
 
-    orders = {s.value: every(models.orders, s.value) for s in OrderStatus}
-    payments = {s.value: every(models.payments, s.value) for s in PaymentStatus}
+    orders = {s.value: every(models.orders.page, s.value) for s in OrderStatus}
+    payments = {s.value: every(models.payments.page, s.value) for s in PaymentStatus}
     return {
         "orders": {s: (len(o), sum(x["totalAmount"] for x in o)) for s, o in orders.items()},
         "payments": {
@@ -178,7 +178,9 @@ def test_the_replay_at_a_past_time_equals_the_read_models_captured_then(
         clock.advance(seconds=1)
         move_on(app, clock, early)
         drive_timed(app, clock, rng, gigs, rng.sample(LIFECYCLES, 8))
-        app.revise_gig(FREELANCERS[0], gigs[0], [app.get_gig(gigs[0]).packages["basic"]])
+        basic = app.get_gig(gigs[0]).packages["basic"]
+        revised = Package("basic", basic.price + 100, basic.delivery_days, basic.revisions, "New")
+        app.revise_gig(FREELANCERS[0], gigs[0], packages=[revised])
         live.run_once()
         later = dump(live)
     assert later != captured and head(app) > at_moment, "the live read models moved on"
@@ -245,7 +247,7 @@ def test_each_event_is_judged_by_its_own_time_and_a_history_is_cut_at_its_first_
         models = ReadModels(replayed.db)
         for order_id, stage in ((first, "awaiting_acceptance"), (second, "in_progress")):
             as_then = app.get_order(SUPPORT, order_id, as_of=moment)
-            row = models.order(str(order_id))
+            row = models.orders.get(str(order_id))
             assert row is not None
             assert (row["version"], row["stage"]) == (as_then.version, stage)
             assert str(as_then.stage) == stage

@@ -191,7 +191,8 @@ def test_gig_snapshots_keep_loading_the_latest_packages(
 ) -> None:
     gig_id = open_gig(stored_app)
     for price in range(1_001, 1_012):  # eleven revisions: the gig reaches version 12
-        stored_app.revise_gig(FREELANCER, gig_id, [Package("basic", price, 3, 1, f"at {price}")])
+        revised = [Package("basic", price, 3, 1, f"at {price}")]
+        stored_app.revise_gig(FREELANCER, gig_id, packages=revised)
     assert stored_app.snapshots is not None
     snapshots = list(stored_app.snapshots.get(gig_id))
     assert [s.originator_version for s in snapshots] == [10]

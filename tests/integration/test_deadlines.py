@@ -378,14 +378,14 @@ def test_the_read_model_shows_candidates_only_while_they_wait(
     delivered, asked, working = three_due(app, gig, clock)
     runner.run_once()
     models, now = ReadModels(runner.db), clock.now.isoformat().replace("+00:00", "Z")
-    assert models.orders_to_auto_complete(now) == [str(delivered)]
-    assert models.cancellations_to_accept(now) == [str(asked)]
-    assert models.orders_past_due(now) == [str(working)]
-    assert models.orders_to_auto_complete("2026-01-01T00:00:00.000000Z") == []
+    assert models.orders.to_auto_complete(now) == [str(delivered)]
+    assert models.orders.cancellations_to_accept(now) == [str(asked)]
+    assert models.orders.past_due(now) == [str(working)]
+    assert models.orders.to_auto_complete("2026-01-01T00:00:00.000000Z") == []
     run_timers(deadline_timers(app, runner, clock))
     runner.run_once()
-    assert models.orders_to_auto_complete(now) == models.cancellations_to_accept(now) == []
-    assert models.orders_past_due(now) == []
+    assert models.orders.to_auto_complete(now) == models.orders.cancellations_to_accept(now) == []
+    assert models.orders.past_due(now) == []
 
 
 def test_two_workers_at_once_write_each_deadline_once(

@@ -52,7 +52,7 @@ def test_awkward_text_reads_back_exactly(stored_app: LedgerApp, runner: Projecti
         "SELECT actor_id, actor_role FROM order_history WHERE order_id = :id", {"id": str(order.id)}
     )
     assert history == [{"actor_id": awkward, "actor_role": "client"}]
-    view = ReadModels(runner.db).order(str(order.id))
+    view = ReadModels(runner.db).orders.get(str(order.id))
     assert view is not None and view["requirements"] == awkward
     assert dump(runner) == rebuild_all(runner)
 
@@ -74,7 +74,7 @@ def test_events_written_while_reading_ahead_are_applied(
     assert len(later) == 6
     assert tracked(runner) == dict.fromkeys(NAMES, head(stored_app))
     models = ReadModels(runner.db)
-    assert all(models.order(order_id) is not None for order_id in later)
+    assert all(models.orders.get(order_id) is not None for order_id in later)
     assert dump(runner) == rebuild_all(runner)
 
 

@@ -110,7 +110,7 @@ def test_read_models_reflect_commands(
     runner.run_once()
     models = ReadModels(runner.db)
 
-    view = models.order(str(oid))
+    view = models.orders.get(str(oid))
     assert view is not None and set(view) == ORDER_KEYS
     assert (view["status"], view["stage"], view["version"]) == ("completed", "closed", 8)
     assert view["totalAmount"] == Decimal("100.00") and view["currency"] == "MAD"
@@ -126,7 +126,7 @@ def test_read_models_reflect_commands(
     assert (view["revisionsUsed"], view["requirements"]) == (1, "Blue")
     assert view["dueAt"] == iso(paid_at + timedelta(days=3))
     assert (view["createdAt"], view["updatedAt"]) == (iso(steps[0][4]), iso(steps[-1][4]))
-    history = models.order_history(str(oid))
+    history = models.orders.history(str(oid))
     assert history == [
         {"status": status, "stage": stage, "event": event, "at": iso(at),
          "actor": {"id": actor.id, "role": role}}
@@ -134,18 +134,18 @@ def test_read_models_reflect_commands(
             "client", "gateway", "freelancer", "freelancer", "client", "freelancer", "client",
             "client"], strict=True)
     ]  # fmt: skip
-    assert models.order("no-such-order") is None
+    assert models.orders.get("no-such-order") is None
 
-    payment = models.payment(str(pid))
+    payment = models.payments.get(str(pid))
     assert payment is not None and set(payment) == PAYMENT_KEYS
-    assert payment == models.payment_of_order(str(oid))
+    assert payment == models.payments.of_order(str(oid))
     assert (payment["status"], payment["transactionId"], payment["amount"]) == (
         "success", "tx-1", Decimal("100.00"))  # fmt: skip
     # Version 3: created, checkout opened, succeeded.
     assert (payment["refundedAmount"], payment["refunds"], payment["version"]) == (
         Decimal("0.00"), [], 3)  # fmt: skip
-    assert models.payment_of_order(str(other)) is None
-    cancelled = models.payment_of_order(str(refunded))
+    assert models.payments.of_order(str(other)) is None
+    cancelled = models.payments.of_order(str(refunded))
     assert cancelled is not None and cancelled["version"] == 4
     assert cancelled["refundedAmount"] == Decimal("100.00")
     refund = {"amount": Decimal("100.00"), "currency": "MAD", "reason": "policy_violation"}
@@ -153,7 +153,7 @@ def test_read_models_reflect_commands(
         {**refund, "at": iso(refund_at), "status": "completed", "reference": None}
     ]
 
-    catalogue = models.gig(str(gig.id))
+    catalogue = models.gigs.get(str(gig.id))
     assert catalogue is not None and set(catalogue) == GIG_KEYS
     assert catalogue["packages"] == [view["package"]]
     assert catalogue["rating"] == {"average": 4.5, "count": 2}
@@ -234,7 +234,9 @@ def test_rebuild_equals_incremental_build_under_concurrent_commands(
     with open_runner(stored_app, batch_size=7, poll_interval=0.5) as runner:
         runner.start()
         placed = drive_in_threads(stored_app, gigs, CLIENTS, threads=3, per_thread=8)
-        stored_app.revise_gig(FREELANCERS[0], gigs[0], [Package("premium", 90_000, 9, 3, "All")])
+        stored_app.revise_gig(
+            FREELANCERS[0], gigs[0], packages=[Package("premium", 90_000, 9, 3, "All")]
+        )
         end = head(stored_app)
         assert runner.wait_for(end, timeout=30)
         runner.stop()
@@ -279,7 +281,7 @@ def test_gaps_in_notification_ids_lose_nothing(
     assert runner.run_once() > 0
     assert tracked(runner) == dict.fromkeys(NAMES, end)
     models = ReadModels(runner.db)
-    assert all(models.order(str(p.order_id)) is not None for p in placed)
+    assert all(models.orders.get(str(p.order_id)) is not None for p in placed)
     assert dump(runner) == rebuild_all(runner)
 
 
@@ -310,7 +312,7 @@ def test_wait_for(stored_app: LedgerApp, runner: ProjectionRunner) -> None:
     runner.start()
     done = stored_app.place_order(CLIENTS[0], gig, "basic")
     assert runner.wait_for(done.position, timeout=5)
-    assert ReadModels(runner.db).order(str(done.aggregate.id)) is not None
+    assert ReadModels(runner.db).orders.get(str(done.aggregate.id)) is not None
 
 
 def test_status_reports_positions_head_and_lag(
@@ -334,7 +336,7 @@ def test_in_process_signal_wakes_a_sleeping_runner(
     for title in ("Logo", "Banner", "Icon"):
         done = stored_app.create_gig(FREELANCERS[1], title, [Package("basic", 500, 1, 0, "x")])
         assert runner.wait_for(done.position, timeout=5)
-        assert ReadModels(runner.db).gig(str(done.aggregate.id)) is not None
+        assert ReadModels(runner.db).gigs.get(str(done.aggregate.id)) is not None
 
 
 @pytest.mark.postgres
@@ -352,7 +354,7 @@ def test_notify_from_another_app_wakes_a_sleeping_runner(
             for title in ("Logo", "Banner"):
                 done = other.create_gig(FREELANCERS[0], title, [Package("basic", 5, 1, 0, "x")])
                 assert runner.wait_for(done.position, timeout=5)
-                assert ReadModels(runner.db).gig(str(done.aggregate.id)) is not None
+                assert ReadModels(runner.db).gigs.get(str(done.aggregate.id)) is not None
     finally:
         other.close()
         app.close()

@@ -24,7 +24,8 @@ from ledger.errors import InvalidCursor, ValidationFailed
 from ledger.service import LedgerApp
 from ledger.settings import load_settings
 from projections.db import Database, Params, Row
-from projections.read_models import Page, ReadModels
+from projections.paging import Page
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 ANA, BEN, CARA, DAN, EVE = (Caller(name) for name in ("ana", "ben", "cara", "dan", "eve"))
@@ -157,7 +158,7 @@ def build_world(app: LedgerApp, clock: FakeClock) -> World:
     pay("o6")
     confirm("o6")
     complete("o6", ANA, 5)
-    app.revise_gig(BEN, UUID(world.ids["ben1"]), [Package("premium", 90_000, 9, 3, "All")])
+    app.revise_gig(BEN, UUID(world.ids["ben1"]), packages=[Package("premium", 90_000, 9, 3, "All")])
     for kind in "op":  # the expected lists below rely on this order of first events
         made = [k for k in world.positions if k[0] == kind]
         placed = [f"{kind}{i}" for i in (range(1, 9) if kind == "o" else (5, 1, 4, 7, 3, 6))]
@@ -184,7 +185,7 @@ def world(stored_app: LedgerApp, runner: ProjectionRunner, clock: FakeClock) -> 
 
 
 def query(models: ReadModels, name: str, **arguments: Any) -> Page:
-    return getattr(models, name)(**arguments)  # type: ignore[no-any-return]
+    return getattr(models, name).page(**arguments)  # type: ignore[no-any-return]
 
 
 def keys(world: World, page: Page) -> list[str]:
@@ -219,10 +220,10 @@ def test_filters_and_combinations_newest_first(models: ReadModels, world: World)
 
 
 def test_list_items_are_the_single_item_views(models: ReadModels, world: World) -> None:
-    orders, payments, gigs = models.orders(), models.payments(), models.gigs()
-    assert orders.data == [models.order(item["id"]) for item in orders.data]
-    assert payments.data == [models.payment(item["id"]) for item in payments.data]
-    assert gigs.data == [models.gig(item["id"]) for item in gigs.data]
+    orders, payments, gigs = models.orders.page(), models.payments.page(), models.gigs.page()
+    assert orders.data == [models.orders.get(item["id"]) for item in orders.data]
+    assert payments.data == [models.payments.get(item["id"]) for item in payments.data]
+    assert gigs.data == [models.gigs.get(item["id"]) for item in gigs.data]
     o4 = orders.data[keys(world, orders).index("o4")]
     assert (o4["status"], o4["stage"], o4["userId"], o4["freelancerId"]) == (
         "cancelled", "closed", "cara", "ben")  # fmt: skip
@@ -233,11 +234,11 @@ def test_list_items_are_the_single_item_views(models: ReadModels, world: World) 
 
 
 def test_page_as_api(models: ReadModels, world: World) -> None:
-    first = models.orders(limit=2)
+    first = models.orders.page(limit=2)
     assert first.as_api() == {"data": first.data, "hasMore": True}
     assert keys(world, first) == ["o8", "o7"]
-    assert models.orders(client_id="ana").as_api() == {"data": [], "hasMore": False}
-    whole = models.gigs(limit=4).as_api()
+    assert models.orders.page(client_id="ana").as_api() == {"data": [], "hasMore": False}
+    whole = models.gigs.page(limit=4).as_api()
     assert list(whole) == ["data", "hasMore"] and whole["hasMore"] is False
     assert len(whole["data"]) == 4
     assert Page([{"id": "x"}], True).as_api() == {"data": [{"id": "x"}], "hasMore": True}
@@ -253,7 +254,7 @@ def test_empty_lists_then_default_limit_of_twenty(
     gig = stored_app.create_gig(ANA, "Logo", PACKAGES).aggregate.id
     placed = [stored_app.place_order(CARA, gig, "basic").aggregate.id for _ in range(21)]
     runner.run_once()
-    page = models.orders()
+    page = models.orders.page()
     assert [item["id"] for item in page.data] == [str(i) for i in reversed(placed[1:])]
     assert page.has_more is True
 
@@ -334,11 +335,11 @@ def test_cursor_outside_the_filtered_list_is_refused(models: ReadModels, world: 
 def test_cursor_inside_the_filtered_list_continues_after_it(
     models: ReadModels, world: World
 ) -> None:
-    after_o6 = models.orders(client_id="cara", starting_after=world.ids["o6"], limit=1)
+    after_o6 = models.orders.page(client_id="cara", starting_after=world.ids["o6"], limit=1)
     assert (keys(world, after_o6), after_o6.has_more) == (["o4"], True)
-    after_p4 = models.payments(status="success", starting_after=world.ids["p4"])
+    after_p4 = models.payments.page(status="success", starting_after=world.ids["p4"])
     assert (keys(world, after_p4), after_p4.has_more) == (["p1"], False)
-    after_ana2 = models.gigs(freelancer_id="ana", starting_after=world.ids["ana2"])
+    after_ana2 = models.gigs.page(freelancer_id="ana", starting_after=world.ids["ana2"])
     assert (keys(world, after_ana2), after_ana2.has_more) == (["ana1"], False)
     for name, cases in CASES.items():  # after the oldest item: an empty last page
         page = query(models, name, starting_after=world.ids[cases[0][1][-1]])
@@ -371,19 +372,19 @@ def test_bad_limit_or_status_is_refused(models: ReadModels) -> None:
 
 def test_unknown_ids_give_none(models: ReadModels, world: World) -> None:
     unknown, ids = str(uuid4()), world.ids
-    assert models.order(ids["o1"]) is not None and models.payment(ids["p1"]) is not None
-    assert models.gig(ids["ana1"]) is not None
-    assert models.payment_of_order(ids["o1"]) == models.payment(ids["p1"])
-    assert models.order(unknown) is None and models.order(ids["p1"]) is None
-    assert models.payment(unknown) is None and models.payment(ids["o1"]) is None
-    assert models.gig(unknown) is None and models.gig(ids["o1"]) is None
-    assert models.payment_of_order(unknown) is None
-    assert models.payment_of_order(ids["o2"]) is None  # an order without a payment
-    assert models.payment_of_order(ids["p1"]) is None
+    assert models.orders.get(ids["o1"]) is not None and models.payments.get(ids["p1"]) is not None
+    assert models.gigs.get(ids["ana1"]) is not None
+    assert models.payments.of_order(ids["o1"]) == models.payments.get(ids["p1"])
+    assert models.orders.get(unknown) is None and models.orders.get(ids["p1"]) is None
+    assert models.payments.get(unknown) is None and models.payments.get(ids["o1"]) is None
+    assert models.gigs.get(unknown) is None and models.gigs.get(ids["o1"]) is None
+    assert models.payments.of_order(unknown) is None
+    assert models.payments.of_order(ids["o2"]) is None  # an order without a payment
+    assert models.payments.of_order(ids["p1"]) is None
     # A known order always has its OrderPlaced entry: an unknown one has no history at all.
-    events = [entry["event"] for entry in models.order_history(ids["o3"])]
+    events = [entry["event"] for entry in models.orders.history(ids["o3"])]
     assert events == ["OrderPlaced", "OrderPaymentConfirmed"]
-    assert models.order_history(unknown) == [] and models.order_history(ids["p3"]) == []
+    assert models.orders.history(unknown) == [] and models.orders.history(ids["p3"]) == []
 
 
 # -- ratings --------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_unknown_ids_give_none(models: ReadModels, world: World) -> None:
 def test_gig_rating_from_reviews_across_runs(
     stored_app: LedgerApp, runner: ProjectionRunner, models: ReadModels, world: World
 ) -> None:
-    ana1, ana2 = (models.gig(world.ids[key]) for key in ("ana1", "ana2"))
+    ana1, ana2 = (models.gigs.get(world.ids[key]) for key in ("ana1", "ana2"))
     assert ana1 is not None and ana2 is not None
     assert ana1["rating"] == {"average": 4.5, "count": 2}  # 4 and 5, in the gig's own batch
     assert ana2["rating"] == {"average": None, "count": 0}
@@ -403,9 +404,9 @@ def test_gig_rating_from_reviews_across_runs(
     stored_app.complete_order(DAN, order)
     stored_app.review_order(DAN, order, 4)
     runner.run_once()
-    view = models.gig(world.ids["ana1"])
+    view = models.gigs.get(world.ids["ana1"])
     assert view is not None and view["rating"] == {"average": 4.33, "count": 3}
-    assert models.gigs(freelancer_id="ana").data[1] == view
+    assert models.gigs.page(freelancer_id="ana").data[1] == view
 
 
 # -- indexes (PostgreSQL) -------------------------------------------------------------------

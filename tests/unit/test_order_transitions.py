@@ -369,7 +369,8 @@ def test_order_keeps_placed_terms(
 ) -> None:
     order_id = reach(memory_app, "placed")
     gig_id = order_of(memory_app, order_id).gig_id
-    memory_app.revise_gig(FREELANCER, gig_id, [Package("basic", 3 * PRICE, 9, 0, "Two logos")])
+    revised = [Package("basic", 3 * PRICE, 9, 0, "Two logos")]
+    memory_app.revise_gig(FREELANCER, gig_id, packages=revised)
     memory_app.fee_rate_bp = 3_000
     placed = next(iter(memory_app.events.get(order_id)))
     assert placed.package == Package("basic", PRICE, DELIVERY_DAYS, 2, "One logo")

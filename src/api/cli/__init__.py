@@ -42,4 +42,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run: Command = args.run
     return run(settings, args)
-

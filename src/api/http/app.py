@@ -24,6 +24,7 @@ from api.http.metrics import MeasureRequests, Metrics
 from api.http.middleware import InputLimits, RequestId
 from api.http.routes import (
     audit,
+    checkout,
     escrow,
     gigs,
     notifications,
@@ -77,6 +78,7 @@ def create_app(
         notifications,
         audit,
         webhooks,
+        checkout,
         operations,
     )
     for router in routers:

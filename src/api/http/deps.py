@@ -69,7 +69,8 @@ async def _new_id(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> UUID | None:
     """The id a creating command gives what it creates: derived from the caller, the
-    ``Idempotency-Key`` and the request (by ``replay.Idempotency``) when keyed, else new."""
+    ``Idempotency-Key`` and the request (by ``idempotency.middleware.Idempotency``) when
+    keyed, else new."""
     new_id: UUID | None = getattr(request.state, "new_id", None)
     return new_id
 

@@ -21,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -80,9 +81,27 @@ class PackageIn(Request):
     description: Text
 
 
+GigTitle = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
+GigPackages = Annotated[list[PackageIn], Field(min_length=1, max_length=3)]
+
+
 class GigIn(Request):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
-    packages: Annotated[list[PackageIn], Field(min_length=1, max_length=3)]
+    title: GigTitle
+    packages: GigPackages
+
+
+class GigPatchIn(Request):
+    """What the gig's freelancer changes: the title, the packages (all of them, replacing
+    the old ones), or both."""
+
+    title: GigTitle | None = None
+    packages: GigPackages | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> GigPatchIn:
+        if self.title is None and self.packages is None:
+            raise ValueError("give a title, packages, or both")
+        return self
 
 
 class OrderIn(Request):
@@ -150,6 +169,7 @@ class Gig(Schema):
     title: str
     currency: str
     packages: list[PackageOut]
+    archived: bool
     rating: Rating
     created_at: Timestamp
     updated_at: Timestamp

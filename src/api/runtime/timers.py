@@ -55,7 +55,7 @@ def payment_expiry(ledger: LedgerApp, models: ReadModels, after: timedelta, cloc
     """Fails payments left pending past ``LEDGER_PAYMENT_EXPIRY_MINUTES`` and cancels
     their orders (``payment_failed``, note ``expired``)."""
     return DueTimer(
-        "expire payment", models.pending_payment_ids, ledger.expire_payment, after, clock
+        "expire payment", models.payments.pending_ids, ledger.expire_payment, after, clock
     )
 
 
@@ -70,7 +70,7 @@ def auto_completion(ledger: LedgerApp, models: ReadModels, after: timedelta, clo
     """Completes deliveries the client left unanswered ``LEDGER_AUTO_COMPLETE_DAYS``
     (``OrderCompleted``, reason ``delivery_unanswered``)."""
     return DueTimer(
-        "auto-complete order", models.orders_to_auto_complete, ledger.auto_complete, after, clock
+        "auto-complete order", models.orders.to_auto_complete, ledger.auto_complete, after, clock
     )
 
 
@@ -81,7 +81,7 @@ def cancellation_acceptance(
     (``CancellationAccepted``, reason ``cancellation_unanswered``, then the refund)."""
     return DueTimer(
         "accept cancellation of order",
-        models.cancellations_to_accept,
+        models.orders.cancellations_to_accept,
         ledger.auto_accept_cancellation,
         after,
         clock,
@@ -93,7 +93,7 @@ def lateness(ledger: LedgerApp, models: ReadModels, clock: Clock) -> Timer:
     Due means the due date itself has passed: no waiting period (``after`` is zero)."""
     return DueTimer(
         "mark order late",
-        models.orders_past_due,
+        models.orders.past_due,
         lambda order_id, _after: ledger.mark_late(order_id),
         timedelta(0),
         clock,

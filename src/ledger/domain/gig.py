@@ -10,12 +10,16 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.actors import Actor
 from ledger.domain.values import MAX_TITLE, Package, check_text
-from ledger.errors import Forbidden, ValidationFailed
+from ledger.errors import GigArchived, ValidationFailed
 
 
 class Gig(Aggregate):
     """A freelancer's gig. Orders copy a package when placed, so revising prices later never
-    changes an order already placed."""
+    changes an order already placed. An archived gig takes no new orders and no edits; the
+    orders placed before go on."""
+
+    archived = False
+    """A class default, so a gig snapshotted before archiving existed reads as open."""
 
     @event("Created")
     def __init__(
@@ -59,18 +63,32 @@ class Gig(Aggregate):
             timestamp=timestamp,
         )
 
-    def revise_packages(
-        self, packages: Sequence[Package], actor: Actor, timestamp: datetime
+    def revise(
+        self,
+        title: str | None,
+        packages: Sequence[Package] | None,
+        actor: Actor,
+        timestamp: datetime,
     ) -> None:
-        """Replace the gig's packages (new prices apply to orders placed from now on).
+        """Give the gig a new title, new packages, or both (new prices apply to orders placed
+        from now on). What is given the same as before records nothing.
 
         Raises:
-            Forbidden: the actor is not the gig's freelancer.
+            GigArchived: the gig is archived.
             ValidationFailed: as for ``create``.
         """
-        if actor.id != self.freelancer_id:
-            raise Forbidden("only the gig's freelancer may revise its packages")
-        self._packages_revised(_validated_packages(packages), actor, timestamp)
+        self._require_open()
+        if title is not None:
+            check_text(title, "title", max_length=MAX_TITLE)
+        revised = None if packages is None else _validated_packages(packages)
+        if title is not None and title != self.title:
+            self._retitled(title, actor, timestamp)
+        if revised is not None and revised != tuple(self.packages.values()):
+            self._packages_revised(revised, actor, timestamp)
+
+    @event("Retitled")
+    def _retitled(self, title: str, actor: Actor, timestamp: datetime) -> None:
+        self.title = title
 
     @event("PackagesRevised")
     def _packages_revised(
@@ -78,12 +96,27 @@ class Gig(Aggregate):
     ) -> None:
         self.packages = {p.package_id: p for p in packages}
 
+    def archive(self, actor: Actor, timestamp: datetime) -> None:
+        """Take the gig out of the catalogue's offer; archiving it again records nothing."""
+        if not self.archived:
+            self._archived(actor, timestamp)
+
+    @event("Archived")
+    def _archived(self, actor: Actor, timestamp: datetime) -> None:
+        self.archived = True
+
+    def _require_open(self) -> None:
+        if self.archived:
+            raise GigArchived(f"gig {self.id} is archived")
+
     def package(self, package_id: str) -> Package:
         """The package a client is ordering.
 
         Raises:
+            GigArchived: the gig takes no new orders.
             ValidationFailed: the gig has no such package (the gig exists; the input is wrong).
         """
+        self._require_open()
         try:
             return self.packages[package_id]
         except KeyError:

@@ -29,18 +29,9 @@ What it relies on, and where that comes from:
 * Errors: 4xx means the request was understood and refused, with ``message`` (or
   ``error``) saying why; 5xx means trouble on YouCanPay's side (the errors page).
 
-Sources:
-    https://developer.youcan.shop/youcan-pay/introduction
-    https://developer.youcan.shop/youcan-pay/payment/tokenize
-    https://developer.youcan.shop/youcan-pay/transactions/object
-    https://developer.youcan.shop/youcan-pay/error-cases
-    https://developer.youcan.shop/youcan-pay/sdk/payment-flow
-    https://developer.youcan.shop/youcan-pay/sdk/webhooks
-    https://github.com/youcan-shop/youcan-payment-php-sdk (src/API, src/Models, tests)
-    https://github.com/NextmediaMa/youcan-pay-for-woocommerce
-        (includes/models/class-wc-youcanpay-transaction-model.php, webhook handler)
-    https://github.com/skuidma/ycp-sdk-ts (src/lib/youcanpay.ts, src/lib/api-client.ts)
-    https://github.com/php/php-src (ext/json/json_encoder.c, ext/json/tests/bug50224.phpt)
+What is said here was taken from YouCanPay's published API reference (tokenize, the
+transaction object, error cases), its PHP SDK and the integrations built on it, and PHP's
+own JSON encoder (for the signature's re-encoding); the unit tests pin each point.
 
 Only lookups are retried: a GET is idempotent, whereas a repeated tokenize could open a
 second checkout for the same order. Error messages never contain the private key, which

@@ -50,6 +50,17 @@ A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
 
 
+class Unchanged(Exception):
+    """Raised by ``decide``: the command changes nothing (archiving an archived gig, marking
+    a read notification read). Nothing is saved, and the command answers with the aggregate
+    as found and the head of the log, which is at or after the event that made that state,
+    so reading at it sees that state. Not an error for anyone."""
+
+    def __init__(self, aggregate: Aggregate) -> None:
+        super().__init__("unchanged")
+        self.aggregate = aggregate
+
+
 class StaleRead(Exception):
     """``decide`` read one aggregate before and another after someone else's save: its
     decision rests on state that no longer holds, so it is taken again (as on a lost race)."""
@@ -191,6 +202,8 @@ class LedgerBase(Application[UUID]):
             except StaleRead:
                 attempts += 1
                 continue
+            except Unchanged as unchanged:
+                return Done(unchanged.aggregate, self.recorder.max_notification_id() or 0)
             try:
                 recordings = self.writer.record(self._pending(aggregates, receipt))
             except IntegrityError as error:

@@ -18,7 +18,7 @@ from ledger.access import ORDER_CREATORS
 from ledger.actors import Actor, Caller
 from ledger.domain.inbox import Inbox, inbox_id_for
 from ledger.errors import Forbidden, NotFound
-from ledger.service.base import Done, LedgerBase
+from ledger.service.base import Done, LedgerBase, Unchanged
 
 InboxAction = Callable[[Inbox, Actor, datetime], None]
 
@@ -28,14 +28,6 @@ class Preferences:
     """What a user chose to be told (``GET /v1/me/preferences``)."""
 
     order_updates: bool
-
-
-class _Unchanged(Exception):
-    """The command changed nothing: there is nothing to save (not an error for anyone)."""
-
-    def __init__(self, inbox: Inbox) -> None:
-        super().__init__("unchanged")
-        self.inbox = inbox
 
 
 class NotificationCommands(LedgerBase):
@@ -82,9 +74,8 @@ class NotificationCommands(LedgerBase):
         return caller.acting_as("owner")
 
     def _on_inbox(self, caller: Caller, act: InboxAction) -> Done[Inbox]:
-        """Load (or open) the caller's inbox, act, save. A command that changes nothing
-        saves nothing, and answers with the head of the log as its position: at or after
-        the event that made the state it found, so reading at it sees that state."""
+        """Load (or open) the caller's inbox, act, save; a command that changes nothing
+        saves nothing (``Unchanged``)."""
         actor = self._owner(caller)
         inbox_id = inbox_id_for(caller.id)
 
@@ -94,10 +85,7 @@ class NotificationCommands(LedgerBase):
             before = inbox.version
             act(inbox, actor, now)
             if inbox.version == before:
-                raise _Unchanged(inbox)
+                raise Unchanged(inbox)
             return [inbox]
 
-        try:
-            return self._run(decide)
-        except _Unchanged as unchanged:
-            return Done(unchanged.inbox, self.recorder.max_notification_id() or 0)
+        return self._run(decide)

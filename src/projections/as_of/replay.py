@@ -30,7 +30,7 @@ into a store of its own and applies the orders projection (the heaviest: about a
 the copy and all the others together) there, while this one does the same with the others;
 the second store's tables are then moved into the first.
 
-The copy lives in ``as_of_copy``, the second process in ``as_of_second``.
+The copy lives in ``as_of.copy``, the second process in ``as_of.second``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class AccountFigures:
 
     @property
     def balance(self) -> int:
-        """With the account's natural sign (as ``ledger books trial-balance`` shows it)."""
+        """With the account's natural sign (as ``ledger escrow trial-balance`` shows it)."""
         return balance_of(self.account, self.debits, self.credits)
 
 
@@ -291,7 +291,7 @@ def _summary(
     orders = {status.value: StatusFigures() for status in OrderStatus}
     payments = {status.value: StatusFigures() for status in PaymentStatus}
     accounts: list[AccountFigures] = []
-    books: EscrowQueries = models.escrow
+    escrow: EscrowQueries = models.escrow
     debits, credits, unbalanced = 0, 0, []
     if "orders" in names:
         for row in db.read(
@@ -312,8 +312,8 @@ def _summary(
         accounts = [
             AccountFigures(row["account"], int(row["debits"]), int(row["credits"])) for row in rows
         ]
-        debits, credits = books.totals()
-        unbalanced = books.unbalanced_entries()
+        debits, credits = escrow.totals()
+        unbalanced = escrow.unbalanced_entries()
     return AsOfSummary(
         moment=moment,
         events=copied.events,

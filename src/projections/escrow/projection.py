@@ -18,7 +18,7 @@ from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from projections.base import Envelope, Projection, topics_of
 from projections.db import Row, Txn
-from projections.escrow.rules import ORDER_EVENTS, PAYMENT_EVENTS, Books, Entry, Hold, hold_key
+from projections.escrow.rules import ORDER_EVENTS, PAYMENT_EVENTS, Entry, Hold, Journal, hold_key
 
 INSERT_ENTRY = """
 INSERT INTO escrow_entries (id, position, order_id, payment_id, at, description)
@@ -93,11 +93,11 @@ class EscrowLedger(Projection):
     def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
         keys = [hold_key(envelope) for envelope in batch]  # a uuid5 each: worked out once
         holds = _load_holds(txn, sorted(set(keys)))
-        books = Books(holds)
+        journal = Journal(holds)
         entries = [
             entry
             for envelope, key in zip(batch, keys, strict=True)
-            for entry in books.post(envelope, key)
+            for entry in journal.post(envelope, key)
         ]
         txn.executemany(INSERT_ENTRY, [_entry_row(entry) for entry in entries])
         txn.executemany(INSERT_POSTING, _posting_rows(entries))

@@ -118,7 +118,7 @@ def entry_id(event: Any) -> str:
     return str(uuid5(ENTRY_NAMESPACE, f"{event.originator_id}:{event.originator_version}"))
 
 
-class Books:
+class Journal:
     """Turns events into entries, given the holds they concern (``holds``, by payment id,
     loaded by the caller and updated here)."""
 

@@ -18,12 +18,13 @@ from projections.db import Txn
 from projections.states import Evolver, StateCodec
 
 UPSERT_GIG = """
-INSERT INTO gigs (id, position, freelancer_id, title, currency, packages, rating_sum,
-    rating_count, created_at, updated_at, version, state)
-VALUES (:id, :position, :freelancer_id, :title, :currency, :packages, :rating_sum,
-    :rating_count, :created_at, :updated_at, :version, :state)
+INSERT INTO gigs (id, position, freelancer_id, title, currency, packages, archived,
+    rating_sum, rating_count, created_at, updated_at, version, state)
+VALUES (:id, :position, :freelancer_id, :title, :currency, :packages, :archived,
+    :rating_sum, :rating_count, :created_at, :updated_at, :version, :state)
 ON CONFLICT (id) DO UPDATE SET title = excluded.title, packages = excluded.packages,
-    updated_at = excluded.updated_at, version = excluded.version, state = excluded.state
+    archived = excluded.archived, updated_at = excluded.updated_at, version = excluded.version,
+    state = excluded.state
 """
 
 ADD_RATING = """
@@ -37,6 +38,7 @@ class GigCatalog(Projection):
     """``gigs``: every gig with its packages and the sum and count of its ratings."""
 
     name: ClassVar[str] = "gigs"
+    version: ClassVar[int] = 2  # 2: archived
     tables: ClassVar[tuple[str, ...]] = ("gigs",)
     _reviewed = get_topic(Order.OrderReviewed)  # type: ignore[attr-defined]
 
@@ -52,7 +54,7 @@ class GigCatalog(Projection):
             """CREATE TABLE IF NOT EXISTS gigs (
                 id TEXT PRIMARY KEY, position BIGINT NOT NULL, freelancer_id TEXT NOT NULL,
                 title TEXT NOT NULL, currency TEXT NOT NULL, packages TEXT NOT NULL,
-                rating_sum BIGINT NOT NULL, rating_count BIGINT NOT NULL,
+                archived INTEGER NOT NULL, rating_sum BIGINT NOT NULL, rating_count BIGINT NOT NULL,
                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL,
                 state TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS gigs_by_position ON gigs (position)",
@@ -90,7 +92,8 @@ class GigCatalog(Projection):
 
 
 def gig_row(gig: Gig, position: int = 0) -> dict[str, Any]:
-    """The ``gigs`` row of a gig not yet rated (without ``state``), shared with the API."""
+    """The ``gigs`` row of a gig without its rating (and ``state``), shared with the API,
+    which adds the rating the read model has (``GigQueries.rating``)."""
     packages = [vars(package) for package in gig.packages.values()]  # asdict() is slow
     return {
         "id": str(gig.id),
@@ -99,6 +102,7 @@ def gig_row(gig: Gig, position: int = 0) -> dict[str, Any]:
         "title": gig.title,
         "currency": "MAD",
         "packages": json.dumps(packages),
+        "archived": int(gig.archived),
         "rating_sum": 0,
         "rating_count": 0,
         "created_at": iso(gig.created_on),

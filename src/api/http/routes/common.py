@@ -16,9 +16,10 @@ from ledger.domain.payment import Payment
 from ledger.errors import NotFound
 from ledger.service import Done
 from projections.orders.projection import order_row
+from projections.orders.queries import order_view
 from projections.paging import MAX_LIMIT
 from projections.payments.projection import payment_row
-from projections.read_models import order_view, payment_view
+from projections.payments.queries import payment_view
 
 
 class _ExactJSONRequest(Request):

@@ -22,7 +22,8 @@ from ledger import access
 from ledger.actors import Caller
 from ledger.errors import Forbidden, NotFound
 from projections.db import Row
-from projections.read_models import ReadModels, order_view
+from projections.orders.queries import order_view
+from projections.read_models import ReadModels
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("orders"))
@@ -60,7 +61,7 @@ def list_orders(
     if user_id is not None and not caller.is_staff_reader:
         raise Forbidden("only support, auditors and admins may filter by userId")
     party = None if caller.is_staff_reader or as_ else caller.id
-    page = models.orders(
+    page = models.orders.page(
         status=status,
         client_id=caller.id if as_ == "client" else user_id,
         freelancer_id=caller.id if as_ == "freelancer" else None,
@@ -96,7 +97,7 @@ def order_history(order_id: str, caller: CallerDep, models: ReadModelsDep) -> di
     """Every status and stage the order went through, oldest first, with who and when."""
     oid = str(parse_id(order_id, "order"))
     visible_order(models, caller, oid)
-    return {"data": models.order_history(oid)}
+    return {"data": models.orders.history(oid)}
 
 
 def visible_order(models: ReadModels, caller: Caller, order_id: str) -> Row:
@@ -104,7 +105,7 @@ def visible_order(models: ReadModels, caller: Caller, order_id: str) -> Row:
 
     Raises: NotFound, for unknown orders and orders that are not the caller's alike.
     """
-    row = models.order_row(order_id)
+    row = models.orders.row(order_id)
     if row is None or not access.may_read(caller, row["user_id"], row["freelancer_id"]):
         raise NotFound(f"order {order_id} not found")
     return row

@@ -12,7 +12,7 @@ from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, paym
 from api.http.routes.orders import visible_order
 from ledger import access
 from ledger.errors import NotFound
-from projections.read_models import payment_view
+from projections.payments.queries import payment_view
 
 router = APIRouter(prefix="/v1", tags=["payments"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("payments"))
@@ -42,9 +42,10 @@ def create_payment(
 def sync_payment(
     payment_id: str, caller: CallerDep, ledger: LedgerDep, response: Response
 ) -> dict[str, Any]:
-    """Support asks the gateway again and records what it says (as a webhook would)."""
+    """Support asks the gateway again and records what it says (as a webhook would). The
+    position is the head of the log after it: at or after whatever the sync recorded."""
     payment = ledger.sync_payment(caller, parse_id(payment_id, "payment"))
-    return payment_answer(response, payment)
+    return payment_answer(response, payment, ledger.recorder.max_notification_id() or 0)
 
 
 @router.post("/payments/{payment_id}/refunds/confirm", response_model=schemas.Payment)
@@ -67,7 +68,7 @@ def order_payment(
 ) -> dict[str, Any]:
     oid = str(parse_id(order_id, "order"))
     visible_order(models, caller, oid)
-    payment = models.payment_of_order(oid)
+    payment = models.payments.of_order(oid)
     if payment is None:
         raise NotFound(f"order {oid} has no payment yet")
     tag(response, payment["version"])
@@ -85,7 +86,7 @@ def list_payments(
     starting_after: Cursor = None,
 ) -> dict[str, Any]:
     """The payments of the caller's orders, newest first (staff: all)."""
-    page = models.payments(
+    page = models.payments.page(
         status=status,
         order_id=order_id,
         transaction_id=transaction_id,
@@ -101,7 +102,7 @@ def get_payment(
     payment_id: str, caller: CallerDep, models: ReadModelsDep, response: Response
 ) -> dict[str, Any]:
     pid = str(parse_id(payment_id, "payment"))
-    row = models.payment_row(pid)
+    row = models.payments.row(pid)
     if row is None or not access.may_read(caller, row["client_id"], row["freelancer_id"]):
         raise NotFound(f"payment {pid} not found")
     tag(response, row["version"])

@@ -4,7 +4,7 @@
 ``POST`` (a browser's form, or JSON) charges a test card, delivers the signed webhook to
 our own webhook handling (``api.http.webhooks.receive``, exactly as a real one), then sends a
 browser on to the checkout's success or error page — or answers JSON to a JSON request.
-``/checkout/{payment}/success|error`` are those pages: they say only how it went.
+Those pages (``routes.checkout``) are served whatever the gateway.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.http.problems import ApiError, invalid
+from api.http.routes.checkout import page
 from api.http.webhooks import receive
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import PaymentStatus
@@ -72,7 +73,7 @@ def payment_form(token_id: str, request: Request) -> HTMLResponse:
     ledger: LedgerApp = request.app.state.ledger
     _sandbox(ledger)
     payment = _payment(ledger, token_id)
-    return HTMLResponse(_form_page(payment, token_id))
+    return HTMLResponse(_formpage(payment, token_id))
 
 
 @router.post("/sandbox/payment-form/{token_id}", response_model=None)
@@ -119,23 +120,12 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-@router.get("/checkout/{payment_id}/{outcome}", response_class=HTMLResponse)
-def checkout_result(payment_id: str, outcome: Literal["success", "error"]) -> HTMLResponse:
-    """Where the gateway sends the client back; says only how it went."""
-    text = (
-        "Payment received. You can close this page."
-        if outcome == "success"
-        else ("The payment did not go through. You can close this page.")
-    )
-    return HTMLResponse(_page("Payment", f"<p>{html.escape(text)}</p>"))
-
-
-def _form_page(payment: Payment, token_id: str) -> str:
+def _formpage(payment: Payment, token_id: str) -> str:
     amount = f"{from_centimes(payment.amount)} {html.escape(payment.currency)}"
     if payment.status != PaymentStatus.PENDING:
-        return _page("Sandbox checkout", f"<p>This payment is {html.escape(payment.status)}.</p>")
+        return page("Sandbox checkout", f"<p>This payment is {html.escape(payment.status)}.</p>")
     action = f"/sandbox/payment-form/{html.escape(token_id)}"
-    return _page(
+    return page(
         "Sandbox checkout",
         f"""<p>Amount: <strong id="amount">{amount}</strong></p>
 <form method="post" action="{action}">
@@ -149,13 +139,3 @@ def _form_page(payment: Payment, token_id: str) -> str:
 </form>
 <p class="hint">Test cards: 4242 4242 4242 4242 is paid, 4000 0000 0000 0002 is declined.</p>""",
     )
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
-label{{display:block;margin:.6rem 0}}input{{display:block;width:100%;padding:.4rem}}
-button{{margin-top:1rem;padding:.6rem 1rem}}.hint{{color:#555;font-size:.9rem}}</style>
-</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"""
