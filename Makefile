@@ -3,12 +3,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Where `make run` serves (`make run PORT=8080 HOST=0.0.0.0`); in development the demo's links,
+# the payment form and the return URLs follow them, unless LEDGER_PUBLIC_URL is set. HOST is
+# taken from the command line only, not from the environment: tcsh and some images export HOST
+# as the machine's name.
+HOST    = 127.0.0.1
+PORT   ?= 8000
 
 .PHONY: run test lint bench clean
 
 run: $(STAMP)
-	$(BIN)/ledger demo --if-empty
-	$(BIN)/ledger serve
+	$(BIN)/ledger demo --if-empty --host $(HOST) --port $(PORT)
+	$(BIN)/ledger serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ledger.clock import Clock, utc_now
 from ledger.gateway.port import PaymentGateway
 from ledger.gateway.sandbox import Sandbox
 from ledger.gateway.youcanpay import YouCanPay
 from ledger.service import LedgerApp
 from ledger.service.commit import Batching
-from ledger.settings import Settings
+from ledger.settings import Settings, private_directory
+
+PRIVATE_FILE = 0o600
 
 
 def build_ledger(settings: Settings, clock: Clock = utc_now) -> LedgerApp:
     """Open the configured event store (creating its tables and append-only triggers),
-    with the configured payment gateway."""
+    with the configured payment gateway. A SQLite store made here is this user's alone."""
     if not settings.is_postgres:
-        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(settings.sqlite_path)
     return LedgerApp(
         settings.eventsourcing_env(),
         clock=clock,
@@ -37,3 +42,19 @@ def build_gateway(settings: Settings) -> PaymentGateway:
             settings.gateway_key, settings.youcanpay_public_key or "", settings.youcanpay_sandbox
         )
     return Sandbox(settings.gateway_key, str(settings.public_url))
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file, if it is not there, readable by this user alone (0600), in a
+    folder made 0700 if it is made here. SQLite gives its ``-wal`` and ``-shm`` files the
+    permissions of the database file, so they are private too. An existing file, or a
+    symlink where the file should be, is left as it is (the open then decides)."""
+    if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+        return
+    private_directory(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(path, flags, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(descriptor)

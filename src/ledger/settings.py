@@ -9,6 +9,7 @@ library's environment, so the library is configured from here and nowhere else.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from decimal import Decimal
@@ -22,6 +23,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ledger.money import percent_to_basis_points
 
 WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "changethis", "dev", "test"})
+KEY_BODY = r"[A-Za-z0-9_-]{16,200}"
+"""What follows a YouCanPay key's prefix (``pri_``, ``pub_``, and ``sandbox_`` for the
+sandbox's keys)."""
+PRIVATE_DIRECTORY = 0o700
 
 
 def _env(name: str, **constraints: Any) -> Any:
@@ -40,6 +45,9 @@ class Settings(BaseSettings):
     db_lock_timeout: Annotated[int, _env("LEDGER_DB_LOCK_TIMEOUT", ge=1, le=300)] = 5
     var_dir: Annotated[Path, _env("LEDGER_VAR_DIR")] = Path("var")
     auth_secret: Annotated[SecretStr | None, _env("LEDGER_AUTH_SECRET")] = None
+    auth_max_token_hours: Annotated[int, _env("LEDGER_AUTH_MAX_TOKEN_HOURS", ge=1, le=366 * 24)] = (
+        24
+    )
     gateway: Annotated[Literal["sandbox", "youcanpay"], _env("LEDGER_GATEWAY")] = "sandbox"
     youcanpay_private_key: Annotated[SecretStr | None, _env("YOUCANPAY_PRIVATE_KEY")] = None
     youcanpay_public_key: Annotated[str | None, _env("YOUCANPAY_PUBLIC_KEY")] = None
@@ -103,6 +111,14 @@ class Settings(BaseSettings):
                 "YOUCANPAY_PRIVATE_KEY and YOUCANPAY_PUBLIC_KEY must be set "
                 "when LEDGER_GATEWAY=youcanpay"
             )
+        secret = self.youcanpay_private_key
+        keys = (
+            ("YOUCANPAY_PRIVATE_KEY", "pri", None if secret is None else secret.get_secret_value()),
+            ("YOUCANPAY_PUBLIC_KEY", "pub", self.youcanpay_public_key),
+        )
+        problems = [_key_problem(*key, sandbox=self.youcanpay_sandbox) for key in keys]
+        if found := [problem for problem in problems if problem]:
+            raise ValueError("; ".join(found))
         return self
 
     @property
@@ -119,13 +135,14 @@ class Settings(BaseSettings):
         return percent_to_basis_points(self.platform_fee_percent)
 
     def local_secret(self, name: str) -> str:
-        """A random key generated once into ``var/<name>`` (mode 0600) and reused by every
-        process on the machine: development keys that need no set-up. Written to a
+        """A random key generated once into ``var/<name>`` (mode 0600, in a ``var/`` made
+        0700) and reused by every process on the machine: development keys that need no
+        set-up. Written to a
         temporary file and linked into place, so a process never reads a half-written
         key; when two start at once, the first link wins and both use it."""
         path = self.var_dir / name
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)
             fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(48))
@@ -169,6 +186,37 @@ class Settings(BaseSettings):
             "POSTGRES_CONNECT_TIMEOUT": str(self.db_connect_timeout),
             "POSTGRES_LOCK_TIMEOUT": str(self.db_lock_timeout),
         }
+
+
+def _key_problem(name: str, kind: str, value: str | None, *, sandbox: bool) -> str | None:
+    """Why ``value`` is not a YouCanPay key of ``kind`` (``pri``/``pub``) for the sandbox
+    or live as configured, naming the variable and never quoting the key; ``None`` if it is
+    one, or is not set."""
+    if value is None:
+        return None
+    prefix = f"{kind}_sandbox_" if sandbox else f"{kind}_"
+    looks_right = re.fullmatch(re.escape(prefix) + KEY_BODY, value) is not None
+    if looks_right and (sandbox or not value.startswith(f"{kind}_sandbox_")):
+        return None
+    if sandbox:
+        where, expected = "YOUCANPAY_SANDBOX=true", prefix
+    else:
+        where, expected = "YOUCANPAY_SANDBOX=false", f"{prefix} (a live key, not {kind}_sandbox_)"
+    return (
+        f"{name} is not a YouCanPay key for {where}: expected {expected} followed by "
+        "16 to 200 letters, digits, '_' or '-'"
+    )
+
+
+def private_directory(path: Path) -> None:
+    """Make ``path`` (and missing parents) if it is not there; the one made last, ``path``
+    itself, readable by this user alone (0700). One that exists is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIRECTORY)
+    except FileExistsError:
+        return
+    os.chmod(path, PRIVATE_DIRECTORY)  # whatever the umask removed, nothing more is allowed
 
 
 class SettingsError(ValueError):

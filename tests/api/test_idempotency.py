@@ -176,6 +176,10 @@ def test_the_same_key_for_another_request_is_a_conflict(
     response = send(api, other)
     assert response.status_code == 409, response.text
     assert response.json()["code"] == "idempotency_conflict"
+    assert response.json()["detail"] == (
+        "this Idempotency-Key was used with another request and stays bound to that first"
+        " request for 24 h; send a new request with a new key"
+    )
     assert response.headers["content-type"].startswith("application/problem+json")
     assert head(api) == stored
     assert_replay_of(send(api, request), first)

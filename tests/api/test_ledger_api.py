@@ -193,7 +193,7 @@ def refunded_at_gateway(api: Api, order: dict[str, Any], centimes: int, webhook:
     """The gateway's signed ``transaction.refunded`` webhook, as it sends it: recorded."""
     body = json.dumps({
         "id": webhook, "event_name": "transaction.refunded", "sandbox": True,
-        "payload": {"transaction": {"id": "yc-r-1", "status": "refunded",
+        "payload": {"transaction": {"id": "tx-1", "status": "refunded",
                     "order_id": order["id"], "amount": centimes, "currency": "MAD"}},
     }).encode()  # fmt: skip
     signature = signature_of(api.app.state.ledger.gateway._key, body)

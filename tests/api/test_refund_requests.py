@@ -50,8 +50,9 @@ def refunded_webhook(
     order: dict[str, Any],
     amount: int,
     webhook_id: str = "evt-refund-1",
-    transaction_id: str = "yc-refund-9",
+    transaction_id: str = "tx-1",
 ) -> Any:
+    """YouCanPay's ``transaction.refunded``: it names the transaction that paid."""
     body = json.dumps({
         "id": webhook_id, "event_name": "transaction.refunded", "sandbox": True,
         "payload": {"transaction": {"id": transaction_id, "status": "refunded",
@@ -84,7 +85,7 @@ def test_the_gateways_webhook_confirms_the_requested_refund(manual: Api) -> None
     )
     assert seen["refundedAmount"] == 100.0
     [refund] = seen["refunds"]
-    assert (refund["status"], refund["reference"]) == ("completed", "yc-refund-9")
+    assert (refund["status"], refund["reference"]) == ("completed", "tx-1")
     assert refunded_webhook(manual, order, 10_000).json() == {"status": "duplicate"}
 
 
@@ -106,7 +107,7 @@ def test_a_refund_confirmed_by_hand_is_not_counted_again_by_its_webhook(manual: 
     """Support quotes the gateway's refund id; the webhook about that refund then finds it."""
     order, payment = cancelled_for_policy(manual)
     path = f"/v1/payments/{payment['id']}/refunds/confirm"
-    done = manual.client.post(path, json={"reference": "yc-refund-9"}, headers=manual.as_(*SUPPORT))
+    done = manual.client.post(path, json={"reference": "tx-1"}, headers=manual.as_(*SUPPORT))
     assert done.json()["refundedAmount"] == 100.0
     noticed = refunded_webhook(manual, order, 10_000)
     assert noticed.json() == {"status": "recorded"}, "the notice is kept, not counted"
@@ -147,7 +148,7 @@ def test_a_webhook_finds_a_refund_confirmed_by_hand_under_another_reference(
         headers=manual.as_(*SUPPORT),
     )
     assert done.status_code == 200, done.text
-    answer = refunded_webhook(manual, order, 3_000, transaction_id=f"tx-{order['id']}")
+    answer = refunded_webhook(manual, order, 3_000, transaction_id="tx-1")
     assert answer.json() == {"status": "recorded"}
     seen = manual.read(path, "client-1", position=int(answer.headers["X-Ledger-Position"]))
     assert (seen["refundedAmount"], len(seen["refunds"])) == (30.0, 1)

@@ -125,7 +125,11 @@ def test_paying_with_json_answers_json(api: Api) -> None:
         payment = open_payment(api, order)
         response = pay(api, form_path(payment), {"cardNumber": card, **CARD}, as_json=True)
         assert response.status_code == 200, response.text
-        assert response.json() == {"status": answer, "paymentId": payment["id"]}
+        assert response.json() == {
+            "status": answer,
+            "paymentId": payment["id"],
+            "orderId": payment["orderId"],
+        }
         assert now(api, order)[0]["status"] == status
 
 

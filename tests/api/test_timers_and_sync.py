@@ -86,3 +86,18 @@ def test_idempotency_keys_are_forgotten_after_a_day(api: Api, clock: FakeClock) 
     clock.advance(minutes=2)
     assert store.purge() == 1
     assert store.db.read("SELECT key FROM idempotency_keys") == []
+
+
+def test_a_sync_of_a_transaction_the_sandbox_does_not_know_is_404(api: Api) -> None:
+    """The sandbox forgets its transactions on restart: a clear 404, not a 502 (issue 17)."""
+    order = api.paid_order(api.gig(), transaction="tx-from-before-a-restart")
+    payment = api.read(f"/v1/orders/{order['id']}/payment", "client-1")
+    head = api.app.state.ledger.recorder.max_notification_id()
+    answer = api.client.post(
+        f"/v1/payments/{payment['id']}/sync", headers=api.as_("support-1", "support")
+    )
+    assert answer.status_code == 404, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "transaction_not_found"
+    assert "tx-from-before-a-restart" in answer.json()["detail"]
+    assert api.app.state.ledger.recorder.max_notification_id() == head

@@ -214,6 +214,39 @@ def test_a_refund_in_another_currency_is_a_conflict(
     assert head(api) == before
 
 
+def test_a_refund_of_another_transaction_is_a_conflict_and_stores_nothing(
+    api: Api, key: str, order: dict[str, Any]
+) -> None:
+    """The payment was paid by tx-1: a refund of tx-2 is news about other money (issue 18)."""
+    answered(deliver(api, key, envelope(order)), "recorded")
+    before, settled = head(api), now(api, order)
+    message = envelope(order, "transaction.refunded", "wh-2", amount=4_000, id="tx-2")
+    refused(deliver(api, key, message), 409, "conflict")
+    assert head(api) == before
+    assert now(api, order) == settled
+    right = envelope(order, "transaction.refunded", "wh-3", amount=4_000)  # tx-1's own
+    answered(deliver(api, key, right), "recorded")
+    assert now(api, order)[0]["refundedAmount"] == 40.0
+
+
+@pytest.mark.parametrize("flag", [False, None], ids=["sandbox_false", "sandbox_absent"])
+def test_a_live_webhook_is_refused_by_the_sandbox_and_stores_nothing(
+    api: Api, key: str, order: dict[str, Any], flag: bool | None
+) -> None:
+    """The envelope's ``sandbox`` flag must say what the gateway is (issue 18)."""
+    message = envelope(order)
+    if flag is None:
+        del message["sandbox"]
+    else:
+        message["sandbox"] = flag
+    before = head(api)
+    response = deliver(api, key, message)
+    refused(response, 409, "sandbox_mismatch")
+    assert "sandbox" in response.json()["detail"]
+    assert head(api) == before
+    answered(deliver(api, key, envelope(order)), "recorded")  # the same, as the sandbox says
+
+
 # -- repeated, late and unknown news ------------------------------------------------------------
 
 

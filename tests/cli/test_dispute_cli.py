@@ -8,12 +8,14 @@ client, and split by support with 50 MAD back (default fee 20 %: 30 MAD on the 1
 
 from __future__ import annotations
 
+import os
 import re
 from uuid import UUID
 
 import pytest
 
 from api.cli import main
+from api.cli.dispute import clean
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, DisputeOutcome, Package
@@ -23,9 +25,9 @@ from tests.conftest import FakeClock, open_app
 
 FL, CL = Caller("freelancer-1"), Caller("client-1")
 SUPPORT = Caller("support-1", frozenset({"support"}))
-REASON = "[bold]half[/bold] done \x1b[31mred"
-"""A dispute reason with rich markup and an escape sequence: both must reach the screen
-as inert text."""
+REASON = "[bold]half[/bold]\tdone\r\n[red]red"
+"""A dispute reason with rich markup, a tab and a line break: the markup reaches the screen
+as inert text, and the reason stays on one line."""
 
 
 @pytest.fixture
@@ -53,19 +55,51 @@ def split(settings: Settings, clock: FakeClock) -> UUID:
     return order
 
 
-def rows(out: str) -> list[list[str]]:
-    """The events table's rows, each cell's wrapped lines joined by one space."""
-    found: list[list[str]] = []
+def rows(out: str) -> list[list[list[str]]]:
+    """The events table's rows, each cell as its lines."""
+    found: list[list[list[str]]] = []
     for line in out.splitlines():
         if not line.startswith("│"):
             continue
         cells = [cell.strip() for cell in line.split("│")[1:-1]]
         if cells[0]:
-            found.append(cells)
+            found.append([[cell] if cell else [] for cell in cells])
         else:
-            joined = zip(found[-1], cells, strict=True)
-            found[-1] = [" ".join(part for part in pair if part) for pair in joined]
+            for lines, cell in zip(found[-1], cells, strict=True):
+                lines.extend([cell] if cell else [])
     return found
+
+
+def events(out: str) -> list[tuple[str, str, str, str]]:
+    """Each row as ``(when, who, "Kind → status, stage", summary)``, at a width where
+    nothing wraps."""
+    return [(mid[0], mid[1], what[0], " ".join(what[1:])) for _, mid, what in rows(out)]
+
+
+def expected_story(order: UUID) -> list[tuple[str, str, str, str]]:
+    """What ``events`` reads for the ``split`` story."""
+    return [
+        ("2026-01-05 09:00:00", "client-1 (client)",
+         "OrderPlaced → pending, awaiting_payment", "basic package, 200.00 MAD, fee 20 %"),
+        ("2026-01-05 09:01:00", "client-1 (client)",
+         "PaymentCreated → pending, awaiting_payment", "200.00 MAD by credit_card"),
+        ("2026-01-05 09:01:00", "client-1 (client)",
+         "CheckoutOpened → pending, awaiting_payment",
+         "checkout opened (token sbx_" + order.hex + ")"),
+        ("2026-01-05 09:02:00", "system:gateway (gateway)",
+         "PaymentSucceeded → pending, awaiting_payment", "paid (transaction tx-42)"),
+        ("2026-01-05 09:02:00", "system:gateway (gateway)",
+         "OrderPaymentConfirmed → processing, awaiting_acceptance", "200.00 MAD paid into escrow"),
+        ("2026-01-05 09:03:00", "freelancer-1 (freelancer)",
+         "OrderAccepted → processing, in_progress", "the freelancer accepted the order"),
+        ("2026-01-05 09:04:00", "client-1 (client)",
+         "DisputeOpened → processing, in_dispute",
+         "dispute opened: [bold]half[/bold] done [red]red"),
+        ("2026-01-05 09:05:00", "support-1 (support)", "DisputeResolved → completed, closed",
+         "split: 50.00 MAD back to the client, 120.00 MAD to the freelancer, 30.00 MAD fee"),
+        ("2026-01-05 09:05:00", "support-1 (support)", "RefundRecorded → completed, closed",
+         "50.00 MAD refunded (dispute_split)"),
+    ]  # fmt: skip
 
 
 def header(out: str) -> dict[str, str]:
@@ -80,32 +114,15 @@ def test_the_story_shows_every_event_with_who_what_and_the_status_after(
     code, out, err = run_cli(capsys, "dispute", str(split))
     assert (code, err) == (0, "")
     table = rows(out)
-    assert [row[0] for row in table] == sorted((row[0] for row in table), key=int)
-    shown = [(when, who, what, after) for _, when, who, what, after in table]
-    assert shown == [
-        ("2026-01-05 09:00:00", "client-1 (client)",
-         "OrderPlaced basic package, 200.00 MAD, fee 20 %", "pending awaiting_payment"),
-        ("2026-01-05 09:01:00", "client-1 (client)",
-         "PaymentCreated 200.00 MAD by credit_card", "pending awaiting_payment"),
-        ("2026-01-05 09:01:00", "client-1 (client)",
-         "CheckoutOpened checkout opened (token sbx_" + split.hex + ")",
-         "pending awaiting_payment"),
-        ("2026-01-05 09:02:00", "system:gateway (gateway)",
-         "PaymentSucceeded paid (transaction tx-42)", "pending awaiting_payment"),
-        ("2026-01-05 09:02:00", "system:gateway (gateway)",
-         "OrderPaymentConfirmed 200.00 MAD paid into escrow", "processing awaiting_acceptance"),
-        ("2026-01-05 09:03:00", "freelancer-1 (freelancer)",
-         "OrderAccepted the freelancer accepted the order", "processing in_progress"),
-        ("2026-01-05 09:04:00", "client-1 (client)",
-         "DisputeOpened dispute opened: [bold]half[/bold] done \ufffd[31mred",
-         "processing in_dispute"),
-        ("2026-01-05 09:05:00", "support-1 (support)",
-         "DisputeResolved split: 50.00 MAD back to the client, 120.00 MAD to the freelancer,"
-         " 30.00 MAD fee", "completed closed"),
-        ("2026-01-05 09:05:00", "support-1 (support)",
-         "RefundRecorded 50.00 MAD refunded (dispute_split)", "completed closed"),
-    ]  # fmt: skip
+    positions = [position for (position,), _, _ in table]
+    assert positions == sorted(positions, key=int)
+    assert events(out) == expected_story(split)
     assert "\x1b" not in out, "nothing a user typed reaches the terminal as a control code"
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    """The ledger refuses them in new text now, but events stored before keep theirs."""
+    assert clean("done \x1b[31mred\x07\u200b") == "done \ufffd[31mred\ufffd\ufffd"
 
 
 def test_the_header_has_the_parties_package_total_status_and_the_payment(
@@ -139,12 +156,47 @@ def test_an_order_without_payment_says_so(
         ledger.cancel_order(CL, order, CancelReason.CLIENT_WITHDREW)
     code, out, _ = run_cli(capsys, "dispute", str(order))
     assert code == 0
-    assert [(row[3], row[4]) for row in rows(out)] == [
-        ("OrderPlaced basic package, 100.50 MAD, fee 20 %", "pending awaiting_payment"),
-        ("OrderCancelled cancelled (client_withdrew)", "cancelled closed"),
+    assert [(what, summary) for _, _, what, summary in events(out)] == [
+        ("OrderPlaced → pending, awaiting_payment", "basic package, 100.50 MAD, fee 20 %"),
+        ("OrderCancelled → cancelled, closed", "cancelled (client_withdrew)"),
     ]
     assert (header(out)["payment"], header(out)["refunds"]) == ("none yet", "none")
     assert header(out)["status"] == "cancelled (closed), client_withdrew"
+
+
+@pytest.mark.parametrize("where", ["COLUMNS=80", "a pipe"])
+def test_at_80_columns_and_in_a_pipe_no_id_or_word_is_broken(
+    split: UUID,
+    settings: Settings,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """Words may wrap onto the next line, but each stays whole: every id and every word of
+    every event's summary is found whole among the words printed, and nothing is cut."""
+    if where == "COLUMNS=80":
+        monkeypatch.setenv("COLUMNS", "80")
+    else:  # no terminal anywhere: rich falls back to 80 columns
+        monkeypatch.delenv("COLUMNS")
+
+        def no_terminal(fd: int = 0) -> os.terminal_size:
+            raise OSError("not a terminal")
+
+        monkeypatch.setattr(os, "get_terminal_size", no_terminal)
+    with open_app(settings, clock) as ledger:
+        gig = ledger.get_order(SUPPORT, split).gig_id
+    code, out, _ = run_cli(capsys, "dispute", str(split))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) == 80
+    printed = set(re.sub("[│┃]", " ", out).split())
+    ids = {str(split), str(gig), f"({payment_id_for(split)})", f"sbx_{split.hex})", "tx-42)",
+           "client-1", "freelancer-1", "system:gateway", "support-1"}  # fmt: skip
+    words = {word for event in expected_story(split) for part in event for word in part.split()}
+    assert sorted(ids - printed) == []
+    assert sorted(words - printed) == []
+    assert "…" not in out
+    assert [position for (position,), _, _ in rows(out)] == [str(n) for n in range(2, 11)]
 
 
 @pytest.mark.parametrize("kind", ["unknown", "malformed", "payment"])

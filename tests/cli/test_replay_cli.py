@@ -12,12 +12,16 @@ At 09:30 A is processing and B pending; the books hold A's 400 in escrow.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from api.cli import main
+from api.cli.replay import replay
 from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, Package
@@ -167,6 +171,25 @@ def test_the_temporary_database_is_deleted_and_the_store_left_alone(
     assert run_cli(capsys, "replay", "--as-of", "2026-01-05T09:30:00Z")[0] == 0
     assert list((tmp_path / "tmp").iterdir()) == []
     assert settings.sqlite_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(2026, 1, 5, 9, 30, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)],
+    ids=["later-events-left-out", "nothing-kept"],
+)
+def test_every_phase_of_the_progress_bar_ends_full(
+    story: dict[str, int], settings: Settings, moment: datetime
+) -> None:
+    """Not a terminal, so rich prints each bar once, in its final state: both phases at the
+    head of the log, even when the last events were left out or none was kept."""
+    err = StringIO()
+    out = Console(file=StringIO(), width=80)
+    assert replay(settings, moment, out, Console(file=err, force_terminal=False, width=80)) == 0
+    end = story["end"]
+    lines = err.getvalue().splitlines()
+    bars = {re.split("[━╸╺]", line)[0].strip(): line.split()[-2] for line in lines}
+    assert bars == {"copying events": f"{end}/{end}", "applying projections": f"{end}/{end}"}
 
 
 @pytest.mark.parametrize(

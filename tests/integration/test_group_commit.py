@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from queue import SimpleQueue
@@ -266,6 +266,13 @@ def pool() -> Iterator[ThreadPoolExecutor]:
             Probe.made.pop().abandon()
 
 
+def revise(app: LedgerApp, gig: UUID, n: int) -> Done[Any]:
+    """A revision of the gig's packages that changes them (the ``n``-th new price): one that
+    changed nothing would record nothing."""
+    packages = [replace(package, price=package.price + n) for package in PACKAGES]
+    return app.revise_gig(FREELANCER, gig, packages=packages)
+
+
 def blocker(app: LedgerApp) -> Command:
     """A command on an aggregate of its own, to hold the writer with."""
     return partial(app.create_gig, FREELANCER, "Held in the writer", PACKAGES)
@@ -372,7 +379,7 @@ def test_positions_are_those_of_each_commands_own_last_event(
             partial(app.confirm_payment, GATEWAY, payment_id_for(paying), "txn-1", PRICE, "MAD"),
         )
         accepting = probe.queue(pool, partial(app.accept_order, FREELANCER, to_accept))
-        revising = probe.queue(pool, partial(app.revise_gig, FREELANCER, other_gig, PACKAGES))
+        revising = probe.queue(pool, partial(revise, app, other_gig, 1))
     single = [placing, opening, accepting, revising]
     dones = answers([first, *single, confirming])
     assert all(isinstance(done, Done) for done in dones), dones
@@ -541,9 +548,7 @@ def test_a_burst_of_commands_on_one_aggregate_is_written_in_turn_none_busy(
     tried = count_inserts(app)
     before = len(app.writer.batch_sizes)
     with probe.held(pool, blocker(app)) as first:
-        futures = [
-            probe.queue(pool, partial(app.revise_gig, FREELANCER, gig, PACKAGES)) for _ in range(12)
-        ]
+        futures = [probe.queue(pool, partial(revise, app, gig, n)) for n in range(1, 13)]
     assert isinstance(first.result(TIMEOUT), Done)
     dones = answers(futures)
     assert all(isinstance(done, Done) for done in dones), dones

@@ -16,6 +16,8 @@ from ledger.domain.values import Package
 from ledger.settings import Settings, SettingsError, load_settings
 
 STRONG_SECRET = "k3Jx9vQ2mW7pL4tR8nY1cF6hB0sD5gZa"
+PRIVATE_KEY = "pri_sandbox_0123456789abcdef"
+PUBLIC_KEY = "pub_sandbox_0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +118,7 @@ def test_postgres_defaults_to_port_5432_and_user_postgres() -> None:
         ({"LEDGER_ENV": "production"}, "LEDGER_AUTH_SECRET"),
         ({"LEDGER_GATEWAY": "youcanpay"}, "YOUCANPAY_PRIVATE_KEY"),
         (
-            {"LEDGER_GATEWAY": "youcanpay", "YOUCANPAY_PRIVATE_KEY": "pri_sandbox_x"},
+            {"LEDGER_GATEWAY": "youcanpay", "YOUCANPAY_PRIVATE_KEY": PRIVATE_KEY},
             "YOUCANPAY_PUBLIC_KEY",
         ),
         ({"LEDGER_PUBLIC_URL": "not-a-url"}, "LEDGER_PUBLIC_URL"),
@@ -141,8 +143,8 @@ def test_complete_production_and_youcanpay_settings_are_accepted() -> None:
         LEDGER_ENV="production",
         LEDGER_AUTH_SECRET=STRONG_SECRET,
         LEDGER_GATEWAY="youcanpay",
-        YOUCANPAY_PRIVATE_KEY="pri_sandbox_x",
-        YOUCANPAY_PUBLIC_KEY="pub_sandbox_x",
+        YOUCANPAY_PRIVATE_KEY=PRIVATE_KEY,
+        YOUCANPAY_PUBLIC_KEY=PUBLIC_KEY,
         LEDGER_PUBLIC_URL="https://ledger.example/",
     )
     assert (settings.environment, settings.gateway) == ("production", "youcanpay")
@@ -208,3 +210,100 @@ def test_a_local_secret_is_made_once_and_an_empty_one_is_refused(tmp_path: Path)
     (tmp_path / "empty").write_text("")
     with pytest.raises(SettingsError, match="empty"):
         settings.local_secret("empty")
+
+
+# -- issue 18: bounded tokens, YouCanPay keys that look like keys, private files ------------
+
+
+def test_the_longest_token_lifetime_is_a_setting() -> None:
+    assert load().auth_max_token_hours == 24
+    assert load(LEDGER_AUTH_MAX_TOKEN_HOURS="2").auth_max_token_hours == 2
+    for bad in ("0", "-1", "1.5", "forever", str(367 * 24)):
+        with pytest.raises(SettingsError, match="LEDGER_AUTH_MAX_TOKEN_HOURS"):
+            load(LEDGER_AUTH_MAX_TOKEN_HOURS=bad)
+
+
+YOUCANPAY = {"LEDGER_GATEWAY": "youcanpay"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        (
+            {**YOUCANPAY, "YOUCANPAY_PRIVATE_KEY": "a", "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY},
+            "PRIVATE",
+        ),
+        (
+            {**YOUCANPAY, "YOUCANPAY_PRIVATE_KEY": PRIVATE_KEY, "YOUCANPAY_PUBLIC_KEY": "b"},
+            "PUBLIC",
+        ),
+        (  # the keys swapped
+            {**YOUCANPAY, "YOUCANPAY_PRIVATE_KEY": PUBLIC_KEY, "YOUCANPAY_PUBLIC_KEY": PRIVATE_KEY},
+            "PRIVATE",
+        ),
+        (  # too short after the prefix
+            {
+                **YOUCANPAY,
+                "YOUCANPAY_PRIVATE_KEY": "pri_sandbox_x",
+                "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY,
+            },
+            "PRIVATE",
+        ),
+        (  # a character no key has
+            {
+                **YOUCANPAY,
+                "YOUCANPAY_PRIVATE_KEY": "pri_sandbox_0123456789abcdef ",
+                "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY,
+            },
+            "PRIVATE",
+        ),
+        (  # live keys with the sandbox on
+            {
+                **YOUCANPAY,
+                "YOUCANPAY_PRIVATE_KEY": "pri_0123456789abcdef",
+                "YOUCANPAY_PUBLIC_KEY": "pub_0123456789abcdef",
+            },
+            "PRIVATE",
+        ),
+        (  # sandbox keys with the sandbox off
+            {
+                **YOUCANPAY,
+                "YOUCANPAY_SANDBOX": "false",
+                "YOUCANPAY_PRIVATE_KEY": PRIVATE_KEY,
+                "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY,
+            },
+            "PUBLIC",
+        ),
+        ({"YOUCANPAY_PRIVATE_KEY": "a"}, "PRIVATE"),  # even with the sandbox gateway
+    ],
+)
+def test_youcanpay_keys_must_look_like_youcanpay_keys(
+    variables: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"YOUCANPAY_{named}_KEY") as refused:
+        load(**variables)
+    private = variables.get("YOUCANPAY_PRIVATE_KEY", "")
+    assert len(private) < 8 or private not in str(refused.value)  # a key is never quoted
+
+
+def test_live_and_sandbox_keys_are_accepted_with_their_mode() -> None:
+    live = load(
+        **YOUCANPAY,
+        YOUCANPAY_SANDBOX="false",
+        YOUCANPAY_PRIVATE_KEY="pri_Ab3-dE6_gH9jK2mN5pQ8",
+        YOUCANPAY_PUBLIC_KEY="pub_Ab3-dE6_gH9jK2mN5pQ8",
+    )
+    assert not live.youcanpay_sandbox
+    sandbox = load(**YOUCANPAY, YOUCANPAY_PRIVATE_KEY=PRIVATE_KEY, YOUCANPAY_PUBLIC_KEY=PUBLIC_KEY)
+    assert sandbox.gateway_key == PRIVATE_KEY
+
+
+def test_the_var_directory_is_made_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = os.umask(0o022)  # the usual umask, which leaves directories 0755
+    try:
+        settings = load_settings(LEDGER_VAR_DIR=str(tmp_path / "deep" / "var"), _env_file=None)
+        settings.local_secret("key")
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / "deep" / "var").stat().st_mode & 0o777) == "0o700"
+    assert oct((tmp_path / "deep" / "var" / "key").stat().st_mode & 0o777) == "0o600"

@@ -54,6 +54,9 @@ def add_parser(commands: Subcommands) -> None:
     export.add_argument("--format", choices=("ndjson", "csv"), required=True)
     export.add_argument("--until", type=moment_argument, metavar="TIME", help="events up to")
     export.add_argument("--output", type=Path, help="a file to write (default: stdout)")
+    export.add_argument(
+        "--force", action="store_true", help="replace --output if it exists (never a symlink)"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,7 +77,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         with progress_bar(console, "exporting") as show:
             events = every_event(ledger, args.until, show)
             return export_to(
-                args.output, lambda out: _write(events, args.format, out), "events", console
+                args.output,
+                lambda out: _write(events, args.format, out),
+                "events",
+                console,
+                force=args.force,
             )
 
 

@@ -1,11 +1,14 @@
 """What the sub-commands share: the console for messages (stderr; what a command prints as
-its result goes to stdout), times given with their zone, the store opened with a read model
-brought up to the head of the log first, progress bars for long passes over the log, and
-exports written to stdout or a file."""
+its result goes to stdout), times given with their zone, the address ``ledger serve`` listens
+on and the public URL that follows it, the store opened with a read model brought up to the
+head of the log first, progress bars for long passes over the log, and exports written to
+stdout or a file."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO, TypeAlias
 
+from pydantic import AnyHttpUrl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -47,6 +51,43 @@ def moment_argument(text: str) -> datetime:
             f"{text!r} has no timezone: add Z (UTC) or an offset such as +01:00"
         )
     return moment
+
+
+UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Hosts that mean every interface: not an address a browser can be sent to."""
+
+
+def address_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--host`` and ``--port``: where ``ledger serve`` listens (see ``served_at``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    parser.add_argument("--port", type=_port, default=8000, help="default 8000")
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.strip().isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
+
+
+def served_at(settings: Settings, host: str, port: int) -> Settings:
+    """``settings`` with the public URL (payment form, return URLs, printed links) where
+    ``ledger serve --host HOST --port PORT`` answers: in development, unless
+    ``LEDGER_PUBLIC_URL`` is set. In production, when it is set, or for port 0 (any free
+    port: which one is known only once bound), ``settings`` as they are.
+
+    Every interface (``0.0.0.0``, ``::``) is reached from this machine at 127.0.0.1."""
+    if (
+        settings.environment != "development"
+        or "public_url" in settings.model_fields_set
+        or port == 0
+    ):
+        return settings
+    address = "127.0.0.1" if host in UNSPECIFIED_HOSTS else host
+    if ":" in address:  # an IPv6 address goes in brackets
+        address = f"[{address.strip('[]')}]"
+    url = AnyHttpUrl(f"http://{address}:{port}")
+    return settings.model_copy(update={"public_url": url})
 
 
 @contextmanager
@@ -84,16 +125,41 @@ def progress_bar(console: Console, description: str) -> Iterator[Callable[[int, 
         yield show
 
 
+EXPORT_MODE = 0o600
+"""An export holds the books or the whole log: readable by its writer alone."""
+
+
 def export_to(
-    output: Path | None, write: Callable[[TextIO], int], what: str, console: Console
+    output: Path | None,
+    write: Callable[[TextIO], int],
+    what: str,
+    console: Console,
+    *,
+    force: bool = False,
 ) -> int:
     """Run ``write`` on ``output`` (stdout when ``None``) and say how many ``what`` it
-    wrote; 0, or 1 when the file cannot be written (a clear line, not a traceback)."""
+    wrote; 0, or 1 when the file cannot be written (a clear line, not a traceback).
+
+    A file is created 0600 and never through a symlink; one that exists already is
+    replaced only when ``force`` (``--force``), and even then a symlink is not followed."""
     if output is None:
         count = write(sys.stdout)
     else:
+        replace = os.O_TRUNC if force else os.O_EXCL
+        flags = os.O_WRONLY | os.O_CREAT | replace | getattr(os, "O_NOFOLLOW", 0)
         try:
-            with output.open("w", encoding="utf-8", newline="") as out:
+            descriptor = os.open(output, flags, EXPORT_MODE)
+        except FileExistsError:
+            console.print(f"{output} exists: add --force to replace it", markup=False)
+            return 1
+        except OSError as error:
+            reason = error.strerror
+            if error.errno == errno.ELOOP:
+                reason = "it is a symbolic link, which is never followed"
+            console.print(f"cannot write {output}: {reason}", markup=False)
+            return 1
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
                 count = write(out)
         except OSError as error:
             console.print(f"cannot write {output}: {error.strerror}", markup=False)

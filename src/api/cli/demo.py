@@ -1,4 +1,6 @@
-"""``ledger demo``: a freelancer, a gig and orders at every step, so a newcomer sees data.
+"""``ledger demo [--if-empty] [--host H] [--port P]``: a freelancer, a gig and orders at every
+step, so a newcomer sees data. Its links point where ``ledger serve --host H --port P`` will
+answer (in development, unless ``LEDGER_PUBLIC_URL`` is set: ``common.served_at``).
 
 Everything goes through the application service, exactly as requests would; payments are
 confirmed by the in-process gateway caller, as the sandbox gateway does after a test card.
@@ -12,8 +14,8 @@ from uuid import UUID
 
 from rich.console import Console
 
-from api.cli.common import Subcommands, console
-from api.http.auth import Authenticator, signing_key
+from api.cli.common import Subcommands, address_arguments, console, served_at
+from api.http.auth import Authenticator
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
 from ledger.domain.payment import payment_id_for
@@ -36,6 +38,7 @@ def add_parser(commands: Subcommands) -> None:
     demo.add_argument(
         "--if-empty", action="store_true", help="only when the store has no events yet"
     )
+    address_arguments(demo)  # of the `ledger serve` its links point to
     demo.set_defaults(run=run)
 
 
@@ -45,8 +48,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             console.print("the store already holds events: no demo data added")
             return 0
         demo = seed(ledger)
-    auth = Authenticator(signing_key(settings))
-    base = str(settings.public_url).rstrip("/")
+    auth = Authenticator.for_settings(settings)
+    base = str(served_at(settings, args.host, args.port).public_url).rstrip("/")
     out = Console(soft_wrap=True)
     out.print(f"[bold]Demo data[/bold] (up to position {demo.position}); gig {demo.gig_id}")
     for label, order_id in demo.orders.items():

@@ -1,9 +1,15 @@
 """``ledger dispute ORDER_ID``: an order's whole story, for support reconstructing a dispute.
 
 A header with the order as it stands (parties, package, total, status, payment and refunds),
-then one row per event of the order and of its payment, oldest first: its position, when,
-who (id and capacity), what happened (in words, amounts in MAD), and the order's status and
-stage after it. It reads the events themselves (``LedgerApp.order_timeline``) as support.
+then one row per event of the order and of its payment, oldest first: its position, when
+and who (id and capacity), what happened and the order's status and stage after it, then the
+event in words (amounts in MAD). It reads the events themselves (``LedgerApp.order_timeline``)
+as support.
+
+It stays readable at 80 columns, the width rich gives a pipe: the position and the "when,
+who" column never wrap, and only the last column does, on spaces, so no id or word is ever
+broken across lines (a single word wider than the whole column, such as an absurdly long id,
+is cut with ``…`` rather than folded).
 
 Ids, reasons and messages are whatever users typed: every one is printed as a ``Text``
 (never rich markup), on one line, with control characters replaced, so a reason cannot
@@ -131,22 +137,20 @@ def refunds(payment: Payment | None) -> str:
 
 
 def events_table(timeline: Timeline) -> Table:
+    """Three columns, so that the words get the width: five side by side (the position,
+    when, who, what, the status after) leave a 36-character token no room at 80 columns."""
     table = Table(title="Events, oldest first")
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("when (UTC)", no_wrap=True)  # the date above the time
-    table.add_column("who", overflow="fold")
-    table.add_column("what happened", overflow="fold")
-    table.add_column("status, stage after", no_wrap=True)
+    table.add_column("when (UTC), who", no_wrap=True)
+    table.add_column("what happened → status, stage after", overflow="ellipsis")
     for entry in timeline.entries:
         what = Text(entry.kind, style="bold")
+        what.append(f" → {entry.status}, {entry.stage}", style="")
         if described := summary(entry):
             what.append("\n" + clean(described), style="")
+        who = clean(f"{entry.actor.id} ({entry.actor.role})")
         table.add_row(
-            Text(str(entry.position)),
-            Text(when(entry.event.timestamp).replace(" ", "\n")),
-            Text(clean(f"{entry.actor.id} ({entry.actor.role})")),
-            what,
-            Text(f"{entry.status}\n{entry.stage}"),
+            Text(str(entry.position)), Text(f"{when(entry.event.timestamp)}\n{who}"), what
         )
     return table
 

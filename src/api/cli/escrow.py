@@ -50,6 +50,9 @@ def add_parser(commands: Subcommands) -> None:
     export_ = actions.add_parser("export", help="every journal entry, oldest first")
     export_.add_argument("--format", choices=("csv", "ndjson"), required=True)
     export_.add_argument("--output", type=Path, help="a file to write (default: stdout)")
+    export_.add_argument(
+        "--force", action="store_true", help="replace --output if it exists (never a symlink)"
+    )
     escrow.set_defaults(run=run)
 
 
@@ -58,7 +61,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "trial-balance":
             return print_trial_balance(escrow, Console())
         return export_to(
-            args.output, lambda out: export(escrow, args.format, out), "journal entries", console
+            args.output,
+            lambda out: export(escrow, args.format, out),
+            "journal entries",
+            console,
+            force=args.force,
         )
 
 

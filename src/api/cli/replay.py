@@ -4,7 +4,8 @@ The store is replayed up to TIME (each event judged by its own time; see
 ``projections.as_of.replay``) through the projections into a temporary SQLite database, which is
 deleted afterwards (it goes where ``TMPDIR`` says). Printed on stdout: the orders by
 status, the payments by status and the escrow ledger's trial balance as they were then, and
-how many events up to which position were replayed; a progress bar on stderr meanwhile.
+how many events up to which position were replayed; a progress bar on stderr meanwhile, per
+phase (copying, applying), each ending full once the replay is done.
 Exit 0, or 1 when the books did not balance then (as ``ledger escrow trial-balance``).
 """
 
@@ -56,6 +57,10 @@ def replay(settings: Settings, moment: datetime, out: Console, err: Console) -> 
             progress.update(tasks[phase], completed=done, total=total)
 
         summary = replay_as_of(ledger, moment, Path(workdir), show)
+        # Each phase ends full: what follows the last event kept was left out, so nothing
+        # is left to copy or to apply.
+        for phase in PHASES:
+            show(phase, summary.head, summary.head)
     print_summary(summary, out)
     return 0 if summary.balanced else 1
 

@@ -1,18 +1,18 @@
 """``ledger serve [--host H] [--port P] [--no-projections]``: the HTTP API, by default with the
-projections and timers in the same process (``api.runtime``)."""
+projections and timers in the same process (``api.runtime``). In development the public URL
+follows the host and port unless ``LEDGER_PUBLIC_URL`` is set (``common.served_at``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli.common import Subcommands
+from api.cli.common import Subcommands, address_arguments, served_at
 from ledger.settings import Settings
 
 
 def add_parser(commands: Subcommands) -> None:
     serve = commands.add_parser("serve", help="run the HTTP API (and the projections)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    address_arguments(serve)
     serve.add_argument(
         "--no-projections", action="store_true", help="leave the projections to `ledger worker`"
     )
@@ -24,6 +24,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.http.app import create_app
 
+    settings = served_at(settings, args.host, args.port)
     app = create_app(settings, run_projections=not args.no_projections)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

@@ -1,15 +1,19 @@
 """``ledger token --sub USER_ID [--role ROLE ...] [--hours N]``: a bearer token signed with this
-installation's key, for development and operators."""
+installation's key, for development and operators. Valid ``LEDGER_AUTH_MAX_TOKEN_HOURS`` (24) at
+most: the API refuses any token valid for longer."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import timedelta
 
 from api.cli.common import Subcommands, console
-from api.http.auth import Authenticator, signing_key
+from api.http.auth import Authenticator
 from ledger.actors import USER_ROLES
 from ledger.settings import Settings
+
+DEFAULT_HOURS = 12.0
 
 
 def add_parser(commands: Subcommands) -> None:
@@ -21,17 +25,30 @@ def add_parser(commands: Subcommands) -> None:
         choices=sorted(USER_ROLES),
         help="a role of the token (repeatable; default: user)",
     )
-    token.add_argument("--hours", type=float, default=12.0, help="validity (default: 12)")
+    token.add_argument(
+        "--hours",
+        type=float,
+        help="validity (default: 12, or LEDGER_AUTH_MAX_TOKEN_HOURS if less; at most that)",
+    )
     token.set_defaults(run=run)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.hours <= 0:
+    cap = settings.auth_max_token_hours
+    hours: float = min(DEFAULT_HOURS, cap) if args.hours is None else args.hours
+    if not math.isfinite(hours) or hours <= 0:
         console.print("--hours must be positive")
         return 2
+    if hours > cap:
+        console.print(
+            f"--hours {hours:g} is too long: tokens are valid {cap} hours at most "
+            "(LEDGER_AUTH_MAX_TOKEN_HOURS), and the API refuses any token valid for longer",
+            markup=False,
+        )
+        return 2
     try:
-        token = Authenticator(signing_key(settings)).issue(
-            args.sub, args.role or ["user"], timedelta(hours=args.hours)
+        token = Authenticator.for_settings(settings).issue(
+            args.sub, args.role or ["user"], timedelta(hours=hours)
         )
     except ValueError as error:
         console.print(str(error), markup=False)

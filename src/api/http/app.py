@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.http import problems
-from api.http.auth import Authenticator, signing_key
+from api.http import openapi, problems
+from api.http.auth import Authenticator
 from api.http.idempotency.keys import IdempotencyStore
 from api.http.idempotency.middleware import Idempotency
 from api.http.metrics import MeasureRequests, Metrics
@@ -65,9 +65,11 @@ def create_app(
         version="1",
         summary="Event-sourced orders and payments for gig marketplaces",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
-    app.state.auth = Authenticator(signing_key(settings))
+    app.state.auth = Authenticator.for_settings(settings)
     problems.install(app)
+    openapi.install(app)
     routers = (
         gigs,
         orders,

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.http.auth import Authenticator
 from api.http.problems import ApiError
@@ -41,13 +42,23 @@ async def _read_models(request: Request) -> ReadModels:
     return models
 
 
+BEARER = HTTPBearer(
+    bearerFormat="JWT",
+    description="A JWT signed for this installation (claims sub, roles, exp).",
+    auto_error=False,
+)
+"""Declares the bearer scheme (``/docs`` gets its Authorize button); the token itself is
+checked by ``Authenticator``, which answers every failure with the same 401 problem."""
+
+
 async def _caller(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 ) -> Caller:
     known: Caller | None = getattr(request.state, "caller", None)  # set by ``Idempotency``
     if known is not None:
         return known
     auth: Authenticator = request.app.state.auth
+    authorization = request.headers.get("authorization")
     return auth.caller(authorization, getattr(request.state, "request_id", None))
 
 
@@ -110,14 +121,20 @@ def fresh(*names: str) -> Callable[..., None]:
         if runner.wait_for(x_ledger_min_position, 0, names):
             return
         head = runner.app.recorder.max_notification_id() or 0
-        if x_ledger_min_position > head or not runner.wait_for(
-            x_ledger_min_position, MAX_WAIT_SECONDS, names
-        ):
-            raise ApiError(
-                503,
-                f"the read models have not reached position {x_ledger_min_position} yet",
-                code="not_ready",
-                headers={"Retry-After": "1"},
+        if x_ledger_min_position > head:
+            raise _not_ready(
+                f"position {x_ledger_min_position} is beyond the last event in the store"
+                f" (position {head}), so it is answered at once: send back the"
+                " X-Ledger-Position a command answered"
+            )
+        if not runner.wait_for(x_ledger_min_position, MAX_WAIT_SECONDS, names):
+            raise _not_ready(
+                f"the read models have not reached position {x_ledger_min_position}"
+                f" within {MAX_WAIT_SECONDS:g} s"
             )
 
     return wait
+
+
+def _not_ready(detail: str) -> ApiError:
+    return ApiError(503, detail, code="not_ready", headers={"Retry-After": "1"})

@@ -5,23 +5,55 @@ series per route, not per order) and status, with a latency histogram. The numbe
 in the store and each projection's lag are read from the database when scraped, so they are
 true for the whole deployment, not just this process.
 
+Every label is bounded to a known set, so no request, however made up, adds a series (each
+series lives as long as the process): the method is one the app routes or ``OTHER``, the
+route a template of the app or ``unmatched`` (``MAX_ROUTES`` of them at most), the status a
+real HTTP status or ``other``.
+
 Each app has its own registry: several apps in one process (the tests) do not collide.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.service.commit import GroupCommit
 from projections.runner import Status
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+METHODS: Final = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"})
+"""The methods the app routes (and the two every server answers): any other is ``OTHER``."""
+OTHER_METHOD: Final = "OTHER"
+UNMATCHED: Final = "unmatched"
+OTHER_STATUS: Final = "other"
+MAX_ROUTES: Final = 500
+"""Route labels kept at most: far more than the app has, a bound should one ever vary."""
+
+
+def method_label(method: str) -> str:
+    """The method as it is routed (methods are case-sensitive), or ``OTHER``."""
+    return method if method in METHODS else OTHER_METHOD
+
+
+def status_label(status: int) -> str:
+    return str(status) if isinstance(status, int) and 100 <= status <= 599 else OTHER_STATUS
+
+
+def route_label(scope: Mapping[str, Any]) -> str:
+    """The template of the route that took the request (a route object's ``path``, made
+    when the app was built, so one of a fixed set); ``unmatched`` when none took it. Never
+    the path as requested."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(route, BaseRoute) and isinstance(path, str) else UNMATCHED
 
 
 class LedgerCollector(Collector):
@@ -75,9 +107,17 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(LedgerCollector(statuses, writer))
+        self._routes: set[str] = set()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        """Count one request; ``route`` is a template (``route_label``)."""
+        method = method_label(method)
+        if route not in self._routes:
+            if len(self._routes) >= MAX_ROUTES:
+                route = UNMATCHED
+            else:
+                self._routes.add(route)
+        self.requests.labels(method, route, status_label(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
 
@@ -104,5 +144,5 @@ class MeasureRequests:
         finally:
             metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
             if metrics is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                route = route_label(scope)
                 metrics.observe(scope["method"], route, status, time.perf_counter() - started)

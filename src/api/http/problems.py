@@ -11,6 +11,7 @@ nothing — except a failure of the database itself, which is 503 ``not_ready`` 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ledger.errors import (
     Busy,
@@ -32,12 +34,13 @@ from ledger.errors import (
     ValidationFailed,
     VersionMismatch,
 )
-from ledger.gateway.port import GatewayError, GatewayRefused
+from ledger.gateway.port import GatewayError, GatewayRefused, TransactionNotFound
 
 log = logging.getLogger("api")
 PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: Sequence[tuple[type[LedgerError], int]] = (
+    (TransactionNotFound, 404),  # before GatewayRefused, its base
     (GatewayRefused, 502),  # before GatewayError, its base
     (GatewayError, 503),
     (Busy, 503),  # transient: not kept as an idempotent answer, and retried
@@ -149,6 +152,19 @@ def _field(location: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of the app serves on ``path`` (for ``Allow``), read from the
+    app's own OpenAPI paths, compiled once."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow", None)
+    if table is None:
+        table = [
+            (compile_path(template)[0], [method.upper() for method in operations])
+            for template, operations in app.openapi()["paths"].items()
+        ]
+        app.state.allow = table
+    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
@@ -170,9 +186,12 @@ def install(app: FastAPI) -> None:
         return _validation_problem(error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code)
-        return problem(error.status_code, str(detail), headers=error.headers)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # the router names one route's methods; the path has more
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        return problem(error.status_code, str(detail), headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

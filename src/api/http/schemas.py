@@ -10,6 +10,10 @@ These models are the edge's; the domain has its own value types and events.
 
 from __future__ import annotations
 
+import math
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -25,11 +29,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ledger.domain.payment import PAYMENT_METHODS
 from ledger.domain.values import (
+    HIDDEN_CATEGORIES,
+    LINE_BREAKS,
     MAX_DELIVERY_DAYS,
     MAX_REVISIONS,
     MAX_TEXT,
     MAX_TITLE,
+    PACKAGE_IDS,
     DisputeOutcome,
     OrderStatus,
     PaymentStatus,
@@ -48,18 +56,91 @@ def _centimes(value: Any) -> int:
         raise ValueError(error.detail.removeprefix("amount ")) from None
 
 
-Centimes = Annotated[int, BeforeValidator(_centimes)]
+def _whole(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes ``4.0``: take a whole number written with a
+    fraction (a ``Decimal`` as the routes read it, or a float) as the int it is; a fraction,
+    a bool or a string still fail the strict check that follows."""
+    if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
+
+
+Centimes = Annotated[
+    int,
+    BeforeValidator(_centimes),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1_000_000,
+            "multipleOf": 0.01,
+            "description": "MAD, at most two decimals",
+        }
+    ),
+]
 """A positive MAD amount with at most two decimals, read into integer centimes."""
-Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+Money = Annotated[
+    Decimal,
+    PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number", "description": "MAD, at most two decimals"}),
+]
 """An amount in an answer: exact inside, a JSON number on the wire (``from_centimes``
 gives two places, which a double represents and prints exactly)."""
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+WHOLE = BeforeValidator(_whole)
+"""On an ``int`` field: ``4`` or ``4.0``, never ``4.5``, ``true`` or ``"4"``."""
+
+
+def text_pattern(*, single_line: bool) -> str:
+    """The documented form of ``check_text``'s rule, for generated clients and contract
+    tests: no control or invisible character (``HIDDEN_CATEGORIES``, built from the same
+    Unicode tables), bar newlines and tabs in multi-line text, and one character that is not
+    white space."""
+    keep = frozenset() if single_line else LINE_BREAKS
+    # Lone surrogates (Cs) are left out of the class: no UTF-8 text carries one, only a
+    # JSON escape can, and regex engines differ on surrogates in a class.
+    categories = HIDDEN_CATEGORIES - {"Cs"}
+    hidden = "".join(
+        _escaped(low) if low == high else f"{_escaped(low)}-{_escaped(high)}"
+        for low, high in _runs(
+            c
+            for c in range(sys.maxunicode + 1)
+            if chr(c) not in keep and unicodedata.category(chr(c)) in categories
+        )
+    )
+    return f"^[^{hidden}]*[^{hidden}\\s][^{hidden}]*$"
+
+
+def _runs(points: Iterable[int]) -> Iterator[tuple[int, int]]:
+    low = high = -2
+    for point in points:
+        if point != high + 1:
+            if low >= 0:
+                yield low, high
+            low = point
+        high = point
+    if low >= 0:
+        yield low, high
+
+
+def _escaped(point: int) -> str:
+    return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
+
+
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT),
+    Field(json_schema_extra={"pattern": text_pattern(single_line=False)}),
+]
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 """A moment in an answer: ISO 8601 in UTC, as the events recorded it (``ledger.clock.iso``),
 passed through as written rather than parsed and printed again."""
 
 PackageId = Literal["basic", "standard", "premium"]
-PaymentMethod = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+PaymentMethod = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(json_schema_extra={"enum": list(PAYMENT_METHODS)}),
+]
 
 
 class Schema(BaseModel):
@@ -76,13 +157,34 @@ class Request(Schema):
 class PackageIn(Request):
     package_id: PackageId
     price: Centimes
-    delivery_days: Annotated[int, Field(ge=1, le=MAX_DELIVERY_DAYS)]
-    revisions: Annotated[int, Field(ge=0, le=MAX_REVISIONS)]
+    delivery_days: Annotated[int, Field(ge=1, le=MAX_DELIVERY_DAYS), WHOLE]
+    revisions: Annotated[int, Field(ge=0, le=MAX_REVISIONS), WHOLE]
     description: Text
 
 
-GigTitle = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
-GigPackages = Annotated[list[PackageIn], Field(min_length=1, max_length=3)]
+GigTitle = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TITLE),
+    Field(json_schema_extra={"pattern": text_pattern(single_line=True)}),
+]
+GigPackages = Annotated[
+    list[PackageIn],
+    Field(
+        min_length=1,
+        max_length=3,
+        json_schema_extra={
+            "description": "1 to 3 packages, each packageId at most once",
+            "allOf": [
+                {
+                    "contains": {"properties": {"packageId": {"const": package_id}}},
+                    "minContains": 0,
+                    "maxContains": 1,
+                }
+                for package_id in PACKAGE_IDS
+            ],
+        },
+    ),
+]
 
 
 class GigIn(Request):
@@ -92,10 +194,12 @@ class GigIn(Request):
 
 class GigPatchIn(Request):
     """What the gig's freelancer changes: the title, the packages (all of them, replacing
-    the old ones), or both."""
+    the old ones), or both. A field left out stays as it is; ``null`` is no title."""
 
-    title: GigTitle | None = None
-    packages: GigPackages | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    title: GigTitle = None  # type: ignore[assignment]  # absent, never null
+    packages: GigPackages = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _something(self) -> GigPatchIn:
@@ -105,7 +209,11 @@ class GigPatchIn(Request):
 
 
 class OrderIn(Request):
-    gig_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    gig_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64),
+        Field(json_schema_extra={"format": "uuid"}),
+    ]
     package_id: PackageId
     requirements: Text | None = None
 
@@ -135,7 +243,7 @@ class ResolutionIn(Request):
 
 
 class ReviewIn(Request):
-    rating: Annotated[int, Field(ge=1, le=5)]
+    rating: Annotated[int, Field(ge=1, le=5), WHOLE]
     comment: Text | None = None
 
 

@@ -8,6 +8,10 @@ recorded, that arrives out of order (a failure after the payment succeeded), or 
 an event we do not handle is answered 200 and changes nothing: the gateway must stop
 retrying it. Unknown orders and amount or currency mismatches are errors (404, 409) and
 logged: they need a person.
+
+The envelope's ``sandbox`` flag (absent: false) must say what the gateway is: a test-money
+notification is never recorded by a live installation, nor a live one by a sandbox (409
+``sandbox_mismatch``). A refund must name the transaction that paid (409 ``conflict``).
 """
 
 from __future__ import annotations
@@ -73,8 +77,10 @@ def receive(
     """Verify and record one webhook; returns what happened and the last event's position.
 
     Raises:
-        ApiError: 401 for a missing or wrong signature, 422 for an unreadable envelope.
-        NotFound: no payment for the order named. Conflict: amount or currency differ.
+        ApiError: 401 for a missing or wrong signature, 422 for an unreadable envelope,
+            409 for an envelope whose ``sandbox`` flag is not the gateway's mode.
+        NotFound: no payment for the order named. Conflict: amount or currency differ, or
+            a refund of another transaction than the payment's.
     """
     if ledger.gateway is None or not ledger.gateway.verify(body, signature):
         raise ApiError(401, "the webhook signature is not valid", code="invalid_signature")
@@ -82,6 +88,20 @@ def receive(
         webhook = YouCanPayWebhook.model_validate_json(body)
     except ValidationError as error:
         raise invalid(error, "not a YouCanPay webhook") from None
+    if webhook.sandbox != ledger.gateway.sandbox:
+        log.warning(
+            "webhook %s refused: sandbox=%s, but the gateway is %s",
+            webhook.id,
+            webhook.sandbox,
+            "the sandbox" if ledger.gateway.sandbox else "live",
+        )
+        expected = "true" if ledger.gateway.sandbox else "false (or absent)"
+        raise ApiError(
+            409,
+            f"the webhook's sandbox flag is {str(webhook.sandbox).lower()}; this gateway "
+            f"takes only sandbox={expected}",
+            code="sandbox_mismatch",
+        )
     if webhook.event_name not in HANDLED:
         log.info("webhook %s: event %s is not handled; ignored", webhook.id, webhook.event_name)
         return "ignored", None

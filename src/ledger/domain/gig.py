@@ -53,7 +53,7 @@ class Gig(Aggregate):
         Raises:
             ValidationFailed: empty or overlong title; no, too many, duplicate or bad packages.
         """
-        check_text(title, "title", max_length=MAX_TITLE)
+        check_text(title, "title", max_length=MAX_TITLE, single_line=True)
         return cls(
             gig_id=gig_id,
             freelancer_id=actor.id,
@@ -79,7 +79,7 @@ class Gig(Aggregate):
         """
         self._require_open()
         if title is not None:
-            check_text(title, "title", max_length=MAX_TITLE)
+            check_text(title, "title", max_length=MAX_TITLE, single_line=True)
         revised = None if packages is None else _validated_packages(packages)
         if title is not None and title != self.title:
             self._retitled(title, actor, timestamp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -17,6 +18,12 @@ MAX_DELIVERY_DAYS: Final = 365
 MAX_REVISIONS: Final = 100
 MAX_TEXT: Final = 5_000
 MAX_TITLE: Final = 200
+HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories no text of the ledger may hold: controls (NUL, CR, LF, the ANSI escape
+…), format characters (zero-width spaces and joiners, bidi controls, BOM), lone
+surrogates, and the line and paragraph separators."""
+LINE_BREAKS: Final = frozenset("\n\r\t")
+"""The controls a multi-line text keeps: newlines (LF, CR or CRLF) and tabs."""
 
 
 class OrderStatus(StrEnum):
@@ -107,12 +114,23 @@ class Package:
         return self
 
 
-def check_text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
-    """Return ``value`` if it is a string of acceptable length.
+def check_text(
+    value: object,
+    field: str,
+    *,
+    max_length: int,
+    required: bool = True,
+    single_line: bool = False,
+) -> str:
+    """Return ``value`` if it is a string of acceptable length and characters.
+
+    ``single_line`` (titles, references, names) refuses every control and invisible
+    character; otherwise newlines and tabs are kept, and the others refused alike.
 
     Raises:
         ValidationFailed: not a string, empty when required, longer than ``max_length``, or
-            holding a NUL character (no text column can store one, and no text needs one).
+            holding a NUL character (no text column can store one, and no text needs one)
+            or another control or invisible character (``hidden_characters``).
     """
     if not isinstance(value, str):
         raise ValidationFailed(f"{field} must be a string", field=field)
@@ -122,7 +140,22 @@ def check_text(value: object, field: str, *, max_length: int, required: bool = T
         raise ValidationFailed(f"{field} must not be empty", field=field)
     if len(value) > max_length:
         raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
+    if hidden := hidden_characters(value, keep=frozenset() if single_line else LINE_BREAKS):
+        kind = "one line of text" if single_line else "text"
+        raise ValidationFailed(f"{field} must be {kind} without {hidden}", field=field)
     return value
+
+
+def hidden_characters(text: str, *, keep: frozenset[str] = frozenset()) -> str | None:
+    """What in ``text`` is a control or invisible character (``HIDDEN_CATEGORIES``), other
+    than those of ``keep``, described for a message (``"control or invisible characters
+    (U+200B)"``); ``None`` when there is none."""
+    if text.isprintable():  # the common case, in C: no control, format or separator at all
+        return None
+    for char in text:
+        if char not in keep and unicodedata.category(char) in HIDDEN_CATEGORIES:
+            return f"control or invisible characters (U+{ord(char):04X})"
+    return None
 
 
 def _check_int_range(value: object, low: int, high: int, field: str) -> None:

@@ -7,6 +7,7 @@ the state of a transaction (``lookup``), and to check that a webhook really come
     GatewayError              the gateway could not be reached or answered nonsense;
      │                         the payment and its order stay pending and consistent
      └── GatewayRefused       the gateway understood and said no (bad key, bad amount …)
+          └── TransactionNotFound   the gateway has no transaction by that id
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ class GatewayRefused(GatewayError):
     """The gateway answered and refused the request."""
 
     code = "gateway_refused"
+
+
+class TransactionNotFound(GatewayRefused):
+    """The gateway answered that it has no transaction by that id (the sandbox forgets
+    its transactions when the process restarts)."""
+
+    code = "transaction_not_found"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,9 @@ class Transaction:
 
 class PaymentGateway(Protocol):
     name: str
+    sandbox: bool
+    """Whether this gateway moves test money: a webhook's envelope says the same
+    (``"sandbox": true``), or it is refused."""
     refunds_at_once: bool
     """Whether a refund the ledger decides is made there and then (the sandbox), or only
     requested, to be made at the gateway by hand and confirmed (YouCanPay documents no
@@ -80,7 +91,10 @@ class PaymentGateway(Protocol):
         ...
 
     def lookup(self, transaction_id: str) -> Transaction:
-        """The transaction's current state. Raises: GatewayError, GatewayRefused (unknown)."""
+        """The transaction's current state.
+
+        Raises: GatewayError, TransactionNotFound (unknown), GatewayRefused.
+        """
         ...
 
     def verify(self, body: bytes, signature: str | None) -> bool:

@@ -21,7 +21,7 @@ from typing import Final
 from uuid import UUID, uuid4
 
 from ledger.errors import ValidationFailed
-from ledger.gateway.port import Checkout, CheckoutRequest, GatewayRefused, Transaction
+from ledger.gateway.port import Checkout, CheckoutRequest, Transaction, TransactionNotFound
 from ledger.gateway.signing import signature_of, signs
 
 PAID_CARD: Final = "4242424242424242"
@@ -54,6 +54,7 @@ def order_of_token(token_id: str) -> UUID:
 class Sandbox:
     name = "sandbox"
     refunds_at_once = True
+    sandbox = True  # its webhooks say so, as YouCanPay's sandbox's do
 
     def __init__(self, private_key: str, public_url: str) -> None:
         self._key = private_key
@@ -69,7 +70,9 @@ class Sandbox:
         with self._lock:
             found = self._transactions.get(transaction_id)
         if found is None:
-            raise GatewayRefused(f"the sandbox knows no transaction {transaction_id}")
+            raise TransactionNotFound(
+                f"the sandbox has no transaction {transaction_id} (it forgets them on restart)"
+            )
         return found
 
     def verify(self, body: bytes, signature: str | None) -> bool:

@@ -17,7 +17,8 @@ What it relies on, and where that comes from:
   numeric ``status``, ``amount`` as a decimal string in major units (``"20.00"``),
   ``currency``, ``base_amount``, ``base_currency``, ``created_at`` (PHP SDK
   ``TransactionEndpoint`` and ``Models/Transaction`` with its tests). A non-200 answer
-  means no such transaction.
+  means no such transaction for the SDK; here a 404 is ``TransactionNotFound``, and any other
+  refusal (a bad key …) stays ``GatewayRefused``.
 * Status codes, from YouCanPay's official WooCommerce plugin
   (``WC_YouCanPay_Transaction_Model``): ``1`` paid, ``0`` pending, ``-1`` cancelled,
   ``-2`` refunded, ``-3`` failed. See ``STATUSES`` for how each maps onto the port.
@@ -59,6 +60,7 @@ from ledger.gateway.port import (
     GatewayError,
     GatewayRefused,
     Transaction,
+    TransactionNotFound,
     TransactionStatus,
 )
 from ledger.gateway.signing import signs
@@ -157,11 +159,14 @@ class YouCanPay:
         """The transaction as YouCanPay reports it now.
 
         Raises: GatewayError (unreachable after retries, or an unreadable answer),
-        GatewayRefused (YouCanPay knows no such transaction, or refuses the key).
+        TransactionNotFound (a 404: YouCanPay knows no such transaction), GatewayRefused
+        (another refusal, such as the key's).
         """
         response = self._get_with_retries(
             f"{self._api}transactions/{quote(transaction_id, safe='')}"
         )
+        if response.status_code == 404:
+            raise TransactionNotFound(self._refusal("lookup", response))
         return _transaction(self._answer("lookup", response))
 
     def verify(self, body: bytes, signature: str | None) -> bool:

@@ -13,7 +13,7 @@ from ledger import access
 from ledger.actors import Actor, Caller
 from ledger.domain.order import Order
 from ledger.domain.payment import EXPIRED, Payment, payment_id_for
-from ledger.domain.values import CancelReason, OrderStatus, PaymentStatus
+from ledger.domain.values import CancelReason, OrderStatus, PaymentStatus, check_text
 from ledger.errors import (
     AlreadyApplied,
     Conflict,
@@ -205,8 +205,10 @@ class PaymentCommands(LedgerBase):
         currency: str,
         webhook_id: str | None = None,
         reference: str | None = None,
+        transaction_id: str | None = None,
     ) -> Done[Payment]:
-        """The gateway reports money returned to the client. It is the notice of a refund
+        """The gateway reports money returned to the client, from the payment's transaction
+        (``transaction_id``, when the gateway names it). It is the notice of a refund
         support confirmed by hand already (``Payment.notice_refund``: nothing more counts),
         or it confirms the oldest refund the ledger asked for, or, when none waits, it
         records a refund made at the gateway (at most what remains of the payment): a running
@@ -215,12 +217,22 @@ class PaymentCommands(LedgerBase):
 
         Raises:
             NotFound, Forbidden (not the gateway), AlreadyApplied, InvalidTransition
-            (not a successful payment), Conflict (another currency, or another amount than
-            the refund asked for), ValidationFailed (more than remains).
+            (not a successful payment), Conflict (another transaction than the payment's,
+            another currency, or another amount than the refund asked for),
+            ValidationFailed (more than remains).
         """
 
         def decide() -> list[Payment | Order]:
             payment, order, actor = self._settling(caller, payment_id, webhook_id)
+            if (
+                transaction_id is not None
+                and payment.status == PaymentStatus.SUCCESS
+                and transaction_id != payment.transaction_id
+            ):
+                raise Conflict(
+                    f"the gateway reports a refund of transaction {transaction_id}, but the "
+                    f"payment was paid by {payment.transaction_id}"
+                )
             if currency != payment.currency:
                 raise Conflict(f"the gateway refunds in {currency}, the payment is in MAD")
             now = self.clock()
@@ -245,13 +257,14 @@ class PaymentCommands(LedgerBase):
         the gateway's reference for it.
 
         Raises: NotFound, Forbidden (not support or admin), InvalidTransition (none waits),
-        ValidationFailed (bad reference).
+        ValidationFailed (bad reference: one line of visible text).
         """
 
         def decide() -> list[Payment]:
             payment = self._payment(payment_id)
             order = self._order(payment.order_id)
             actor = access.acting_on(caller, order, ("support", "admin"))
+            check_text(reference, "reference", max_length=255, single_line=True)
             payment.confirm_refund(reference, actor, self.clock())
             return [payment]
 
@@ -269,8 +282,9 @@ class PaymentCommands(LedgerBase):
 
         Raises:
             NotFound: no payment for that order.
-            Conflict: amount or currency differ from the payment's, or a second paid
-                transaction for a payment already paid (a person must refund it).
+            Conflict: amount or currency differ from the payment's, a second paid
+                transaction for a payment already paid (a person must refund it), or a
+                refund of another transaction than the one that paid.
             AlreadyApplied: this notification was recorded before.
             InvalidTransition: it arrives out of order (a failure after the payment
                 succeeded, a second success): nothing is recorded.
@@ -300,6 +314,7 @@ class PaymentCommands(LedgerBase):
                 transaction.amount,
                 transaction.currency,
                 webhook_id,
+                transaction.id,
                 transaction.id,
             )
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")

@@ -60,7 +60,10 @@ class Idempotency:
         scope.setdefault("state", {})["new_id"] = derived_id(caller_id, key, digest)
         claim = await to_thread.run_sync(store.claim, caller_id, key, digest)
         if claim.conflict:
-            detail = "this Idempotency-Key was used with another request"
+            detail = (
+                "this Idempotency-Key was used with another request and stays bound to that"
+                " first request for 24 h; send a new request with a new key"
+            )
             await problem(409, detail, code="idempotency_conflict")(scope, receive, send)
             return
         if claim.replay is not None:

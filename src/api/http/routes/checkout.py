@@ -12,12 +12,16 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from api.http.routes.common import parse_id
+
 router = APIRouter(tags=["checkout"])
 
 
 @router.get("/checkout/{payment_id}/{outcome}", response_class=HTMLResponse)
 def checkout_result(payment_id: str, outcome: Literal["success", "error"]) -> HTMLResponse:
-    """Where the gateway sends the client back; says only how it went."""
+    """Where the gateway sends the client back; says only how it went (for any payment id:
+    the page reads nothing)."""
+    parse_id(payment_id, "payment")
     text = (
         "Payment received. You can close this page."
         if outcome == "success"

@@ -64,9 +64,12 @@ def parse_id(value: str, kind: str) -> UUID:
     Raises: NotFound.
     """
     try:
-        return UUID(value)
+        parsed = UUID(value)
     except ValueError:
-        raise NotFound(f"{kind} {value} not found") from None
+        parsed = None
+    if parsed is None or str(parsed) != value.lower():  # ids are given as the API shows them
+        raise NotFound(f"{kind} {value} not found")
+    return parsed
 
 
 def tag(response: Response, version: int | None, position: int | None = None) -> None:

@@ -20,6 +20,7 @@ from api.http.routes.common import (
 )
 from ledger import access
 from ledger.actors import Caller
+from ledger.domain.values import OrderStatus
 from ledger.errors import Forbidden, NotFound
 from projections.db import Row
 from projections.orders.queries import order_view
@@ -51,7 +52,9 @@ def place_order(
 def list_orders(
     caller: CallerDep,
     models: ReadModelsDep,
-    status: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[
+        str | None, Query(max_length=32, json_schema_extra={"enum": [*OrderStatus]})
+    ] = None,
     as_: Annotated[Literal["client", "freelancer"] | None, Query(alias="as")] = None,
     user_id: Annotated[str | None, Query(alias="userId", max_length=255)] = None,
     limit: Limit = 20,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -36,7 +36,9 @@ router = APIRouter(tags=["sandbox gateway"], include_in_schema=True)
 class Card(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    card_number: Annotated[str, Field(alias="cardNumber", min_length=12, max_length=23)]
+    card_number: Annotated[
+        str, Field(alias="cardNumber", min_length=12, max_length=23, pattern=r"^[0-9 ]+$")
+    ]
     expiry: Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])/\d{2}$")]
     cvv: Annotated[str, Field(pattern=r"^\d{3,4}$")]
     card_holder_name: Annotated[str, Field(alias="cardHolderName", min_length=1, max_length=100)]
@@ -52,6 +54,15 @@ class Card(BaseModel):
     def expired(self, now: datetime) -> bool:
         month, year = (int(part) for part in self.expiry.split("/"))
         return (2000 + year, month) < (now.year, now.month)
+
+
+class PaidOut(BaseModel):
+    """The answer to a JSON request: whether the test card paid, for which payment of
+    which order."""
+
+    status: Literal["paid", "declined"]
+    paymentId: str
+    orderId: str
 
 
 def _sandbox(ledger: LedgerApp) -> Sandbox:
@@ -73,18 +84,43 @@ def payment_form(token_id: str, request: Request) -> HTMLResponse:
     ledger: LedgerApp = request.app.state.ledger
     _sandbox(ledger)
     payment = _payment(ledger, token_id)
-    return HTMLResponse(_formpage(payment, token_id))
+    return HTMLResponse(_form_page(payment, token_id))
 
 
-@router.post("/sandbox/payment-form/{token_id}", response_model=None)
+@router.post(
+    "/sandbox/payment-form/{token_id}",
+    response_model=None,
+    description=(
+        "Charges a test card. The browser's form posts the same fields as"
+        " application/x-www-form-urlencoded and is answered 303; only the JSON body is"
+        " declared, since code generators mishandle an operation with two bodies."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": Card.model_json_schema()}},
+        }
+    },
+    responses={
+        200: {
+            "description": "A JSON request: how the charge went",
+            "content": {"application/json": {"schema": PaidOut.model_json_schema()}},
+        },
+        303: {
+            "description": "A form's request: on to the checkout's success or error page",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
+    },
+)
 async def pay(token_id: str, request: Request) -> Response:
     ledger: LedgerApp = request.app.state.ledger
     wants_json = request.headers.get("content-type", "").startswith("application/json")
     card = _card(await request.body(), wants_json)
     outcome = await run_in_threadpool(_charge, ledger, token_id, card, _request_id(request))
-    paid, payment_id = outcome
+    paid, payment_id, order_id = outcome
     if wants_json:
-        return JSONResponse({"status": "paid" if paid else "declined", "paymentId": payment_id})
+        answer = {"status": "paid" if paid else "declined", "paymentId": payment_id}
+        return JSONResponse({**answer, "orderId": order_id})
     page = "success" if paid else "error"
     return RedirectResponse(f"{ledger.public_url}/checkout/{payment_id}/{page}", status_code=303)
 
@@ -102,7 +138,7 @@ def _card(body: bytes, wants_json: bool) -> Card:
 
 def _charge(
     ledger: LedgerApp, token_id: str, card: Card, request_id: str | None
-) -> tuple[bool, str]:
+) -> tuple[bool, str, str]:
     sandbox = _sandbox(ledger)
     payment = _payment(ledger, token_id)
     if payment.status != PaymentStatus.PENDING:
@@ -113,14 +149,14 @@ def _charge(
     outcome, _ = receive(ledger, webhook.body, webhook.signature, request_id)
     if outcome != "recorded":  # another submit of this form settled it first
         raise ApiError(409, "this payment was settled meanwhile", code="invalid_transition")
-    return webhook.paid, str(payment.id)
+    return webhook.paid, str(payment.id), str(payment.order_id)
 
 
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _formpage(payment: Payment, token_id: str) -> str:
+def _form_page(payment: Payment, token_id: str) -> str:
     amount = f"{from_centimes(payment.amount)} {html.escape(payment.currency)}"
     if payment.status != PaymentStatus.PENDING:
         return page("Sandbox checkout", f"<p>This payment is {html.escape(payment.status)}.</p>")

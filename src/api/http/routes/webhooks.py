@@ -12,12 +12,21 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.http.deps import LedgerDep
 from api.http.routes.common import ExactJSONRoute
-from api.http.webhooks import receive
+from api.http.webhooks import YouCanPayWebhook, receive
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=ExactJSONRoute)
 
 
-@router.post("/youcanpay")
+@router.post(
+    "/youcanpay",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "YouCanPay's webhook, signed over these exact bytes",
+            "content": {"application/json": {"schema": YouCanPayWebhook.model_json_schema()}},
+        }
+    },
+)
 async def youcanpay(
     request: Request,
     response: Response,
