@@ -12,4 +12,7 @@ RUN pip install --disable-pip-version-check . \
 
 USER ledger
 EXPOSE 8000
+# On 0.0.0.0 `ledger serve` refuses the sandbox gateway (the default in development), whose
+# form lets anyone mark an order paid: run it with LEDGER_GATEWAY=youcanpay (docker-compose.yml
+# does), or LEDGER_SANDBOX_ON_PUBLIC_HOST=true for a sandbox meant to be reached from outside.
 CMD ["ledger", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -3,7 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Where `make run` serves (`make run PORT=8080 HOST=0.0.0.0`); in development the demo's links,
+# Where `make run` serves (`make run PORT=8080 HOST=192.168.1.5`; a host that is not loopback
+# needs LEDGER_SANDBOX_ON_PUBLIC_HOST=true with the sandbox); in development the demo's links,
 # the payment form and the return URLs follow them, unless LEDGER_PUBLIC_URL is set. HOST is
 # taken from the command line only, not from the environment: tcsh and some images export HOST
 # as the machine's name.

@@ -404,7 +404,7 @@ def log_summary(srv: Server) -> str:
     bad: Counter[str] = Counter()
     for path, status in ACCESS.findall(text):
         if not status.startswith("2"):
-            shape = re.sub(r"[0-9a-f-]{32,36}|sbx_[0-9a-f]{32}", "{id}", path)
+            shape = re.sub(r"sbx_[0-9a-f_]+|[0-9a-f-]{32,36}", "{id}", path)
             bad[f"{status} {shape}"] += 1
     tracebacks = text.count("Traceback")
     parts = [f"{n} x {what}" for what, n in bad.most_common(5)]

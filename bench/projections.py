@@ -125,7 +125,7 @@ def rebuild_throughput(app: LedgerApp) -> tuple[float, int]:
     runner = build_runner(app)
     try:
         started = time.perf_counter()
-        total = runner.rebuild(list(runner.projections))
+        total = runner.rebuild(list(runner.projections)).events  # events read, not applications
         return total / (time.perf_counter() - started), total
     finally:
         runner.stop()

@@ -8,6 +8,7 @@
      │    ├── VersionMismatch the caller's expected version is not the current one
      │    └── AlreadyApplied  this gateway notification already had its effect
      ├── Busy                 the aggregate changed too often while the command ran; retry
+     ├── OutcomeUnknown       the store failed around the commit and cannot say if it held
      └── ValidationFailed     a value is malformed or out of range
           └── InvalidCursor   a page cursor that names no item of the list
 
@@ -79,6 +80,16 @@ class Busy(LedgerError):
     """Lost the race for one aggregate every time: nothing was stored; try again."""
 
     code = "busy"
+
+
+class OutcomeUnknown(LedgerError):
+    """The store failed around the command's commit (its acknowledgement was lost) and what
+    it holds cannot tell whether the command was recorded: the store could not be read, or
+    it holds some of the command's events and not others. Retry under the same
+    ``Idempotency-Key`` (answered from the receipt if it was recorded), or read the
+    resource before acting again without one."""
+
+    code = "outcome_unknown"
 
 
 class ValidationFailed(LedgerError):

@@ -8,6 +8,7 @@ library's environment, so the library is configured from here and nowhere else.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
+import limits
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,14 @@ KEY_BODY = r"[A-Za-z0-9_-]{16,200}"
 """What follows a YouCanPay key's prefix (``pri_``, ``pub_``, and ``sandbox_`` for the
 sandbox's keys)."""
 PRIVATE_DIRECTORY = 0o700
+RATE_LIMITS_OFF = frozenset({"0", "off"})
+"""What turns a rate limit off (``LEDGER_RATE_LIMIT_COMMANDS=off``)."""
+COMMANDS_DEFAULT = "120/minute"
+"""``LEDGER_RATE_LIMIT_COMMANDS`` when unset in production."""
+FAILED_AUTH_DEFAULT = "300/minute;1000/hour"
+"""``LEDGER_RATE_LIMIT_FAILED_AUTH`` when unset in production."""
+RATE_LIMIT_REDIS = frozenset({"redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"})
+"""The ``limits`` storages of Redis, whose counts every process shares."""
 
 
 def _env(name: str, **constraints: Any) -> Any:
@@ -49,6 +59,7 @@ class Settings(BaseSettings):
         24
     )
     gateway: Annotated[Literal["sandbox", "youcanpay"], _env("LEDGER_GATEWAY")] = "sandbox"
+    sandbox_on_public_host: Annotated[bool, _env("LEDGER_SANDBOX_ON_PUBLIC_HOST")] = False
     youcanpay_private_key: Annotated[SecretStr | None, _env("YOUCANPAY_PRIVATE_KEY")] = None
     youcanpay_public_key: Annotated[str | None, _env("YOUCANPAY_PUBLIC_KEY")] = None
     youcanpay_sandbox: Annotated[bool, _env("YOUCANPAY_SANDBOX")] = True
@@ -71,6 +82,16 @@ class Settings(BaseSettings):
     batch_wait_ms: Annotated[
         Decimal, _env("LEDGER_BATCH_WAIT_MS", ge=0, le=100, decimal_places=3)
     ] = Decimal(0)
+    rate_limit_commands: Annotated[str | None, _env("LEDGER_RATE_LIMIT_COMMANDS")] = None
+    """Commands (non-GET requests with a valid token) per caller: a ``limits`` string
+    (``120/minute``, ``10/second;1000/hour``), or ``0``/``off``. Unset:
+    ``COMMANDS_DEFAULT`` in production, off in development (``commands_rate``)."""
+    rate_limit_failed_auth: Annotated[str | None, _env("LEDGER_RATE_LIMIT_FAILED_AUTH")] = None
+    """Requests refused 401 per client address, past which that address's requests without
+    a valid token are answered 429 (``api.http.rate_limits``); or ``0``/``off``. Unset:
+    ``FAILED_AUTH_DEFAULT`` in production, off in development (``failed_auth_rate``)."""
+    rate_limit_storage: Annotated[str, _env("LEDGER_RATE_LIMIT_STORAGE")] = "memory://"
+    """Where the counts live: ``memory://`` (this process) or ``redis://…`` (shared)."""
 
     @field_validator("database_url")
     @classmethod
@@ -85,6 +106,31 @@ class Settings(BaseSettings):
         else:
             raise ValueError("must start with sqlite:/// or postgresql://")
         return url
+
+    @field_validator("rate_limit_commands", "rate_limit_failed_auth")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().lower() in RATE_LIMITS_OFF:
+            return "off"
+        try:
+            rates = limits.parse_many(value)
+        except ValueError:
+            rates = []
+        if not rates or any(rate.amount < 1 for rate in rates):
+            raise ValueError("must be a rate such as 120/minute (several joined by ';'), or 0/off")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, uri: str) -> str:
+        scheme = uri.partition("://")[0] if "://" in uri else ""
+        if scheme != "memory" and scheme not in RATE_LIMIT_REDIS:
+            raise ValueError("must be memory:// or a redis:// URL (redis+cluster://, …)")
+        if scheme != "memory" and importlib.util.find_spec("redis") is None:
+            raise ValueError("needs the Python package redis: pip install 'limits[redis]'")
+        return uri
 
     @field_validator("auth_secret")
     @classmethod
@@ -120,6 +166,23 @@ class Settings(BaseSettings):
         if found := [problem for problem in problems if problem]:
             raise ValueError("; ".join(found))
         return self
+
+    @property
+    def commands_rate(self) -> str:
+        """``LEDGER_RATE_LIMIT_COMMANDS``, or when unset: on in production, off in
+        development (test tools and suites send hundreds of commands a minute as one caller)."""
+        if self.rate_limit_commands is not None:
+            return self.rate_limit_commands
+        return COMMANDS_DEFAULT if self.environment == "production" else "off"
+
+    @property
+    def failed_auth_rate(self) -> str:
+        """``LEDGER_RATE_LIMIT_FAILED_AUTH``, or when unset its default: on in production,
+        off in development, where test tools (schemathesis, authorization matrices) send
+        thousands of deliberately bad tokens from one address."""
+        if self.rate_limit_failed_auth is not None:
+            return self.rate_limit_failed_auth
+        return FAILED_AUTH_DEFAULT if self.environment == "production" else "off"
 
     @property
     def is_postgres(self) -> bool:

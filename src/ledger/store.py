@@ -18,15 +18,21 @@ index, so all schema set-up -- ours and the library's -- runs under one advisory
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -83,6 +89,44 @@ class EventsOf(Protocol):
         primary key's index (its first column is the aggregate id)."""
 
 
+@runtime_checkable
+class EventsAt(Protocol):
+    """A recorder that reads the events stored at given (aggregate id, version) keys, with
+    their positions: what a command whose commit was not acknowledged compares with what it
+    sent (``service.commit``)."""
+
+    def events_at(self, keys: Sequence[tuple[UUID, int]], wait: bool = False) -> list[Notification]:
+        """The stored events at ``keys`` (those the store holds), in log order. ``wait``:
+        on PostgreSQL wait first for any insert transaction still open to end (committed
+        or not), so that an event not found is not one whose COMMIT is on its way."""
+
+
+def _at(keys: Iterable[tuple[UUID, int]], notes: Iterable[Notification]) -> list[Notification]:
+    """Of ``notes`` (read by aggregate and by version), those at one of ``keys``."""
+    wanted = set(keys)
+    return [note for note in notes if (note.originator_id, note.originator_version) in wanted]
+
+
+_tries = threading.local()
+
+
+def insert_attempts() -> int:
+    """How many times, in this thread, an insert transaction was started since the last
+    ``insert_attempts`` (the library retries a failed insert): over one, an integrity error
+    may be the retry meeting the rows of an attempt that committed unacknowledged."""
+    count = getattr(_tries, "count", 0)
+    _tries.count = 0
+    return int(count)
+
+
+def _attempt() -> None:
+    _tries.count = getattr(_tries, "count", 0) + 1
+
+
+_KEYS_PER_QUERY = 400
+"""Keys read per statement (SQLite allows 32,766 parameters; a batch has a few hundred)."""
+
+
 class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
     """The library's SQLite recorder, whose events table refuses UPDATE and DELETE."""
 
@@ -99,6 +143,26 @@ class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
                 for row in cursor.fetchall()
             ]
 
+    def events_at(self, keys: Sequence[tuple[UUID, int]], wait: bool = False) -> list[Notification]:
+        found: list[Notification] = []  # SQLite: a reader sees only what was committed
+        with self.datastore.transaction(commit=False) as cursor:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                ids = sorted({i.hex for i, _ in chunk})
+                versions = sorted({v for _, v in chunk})
+                statement = (
+                    "SELECT rowid, originator_id, originator_version, topic, state"
+                    f" FROM {self.events_table_name}"
+                    f" WHERE originator_id IN ({', '.join('?' for _ in ids)})"
+                    f" AND originator_version IN ({', '.join('?' for _ in versions)})"
+                )
+                cursor.execute(statement, [*ids, *versions])
+                found.extend(
+                    _notification(row, row["rowid"], row["state"], self.convert_originator_id)
+                    for row in cursor.fetchall()
+                )
+        return sorted(_at(keys, found), key=lambda note: note.id)
+
     def receipt_of(self, caller_id: str, key: str) -> Outcome | None:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(_SELECT_RECEIPT.format(table=RECEIPTS_TABLE), (caller_id, key))
@@ -108,6 +172,7 @@ class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        _attempt()
         positions = super()._insert_events(c, stored_events, **kwargs)
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
         if receipts and positions:
@@ -160,11 +225,44 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
                 _notification(row, row["notification_id"], bytes(row["state"])) for row in cursor
             ]
 
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
+    def events_at(self, keys: Sequence[tuple[UUID, int]], wait: bool = False) -> list[Notification]:
+        table = SQL("{schema}.{table}").format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+        # SHARE conflicts with the EXCLUSIVE lock every insert transaction takes: an insert
+        # whose COMMIT is still on its way is waited for (a bounded wait; past it the store
+        # "cannot be read", and the command's outcome stays unknown).
+        lock = SQL("LOCK TABLE {table} IN SHARE MODE").format(table=table)
+        select = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state"
+            " FROM {table} WHERE originator_id = ANY(%s) AND originator_version = ANY(%s)"
+        ).format(table=table)
+        ids = sorted({i for i, _ in keys})
+        versions = sorted({v for _, v in keys})
+        with self.datastore.transaction(commit=False) as cursor:
+            if wait:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                cursor.execute(lock)
+            cursor.execute(select, (ids, versions))
+            found = [
+                _notification(row, row["notification_id"], bytes(row["state"])) for row in cursor
+            ]
+        return sorted(_at(keys, found), key=lambda note: note.id)
+
     def receipt_of(self, caller_id: str, key: str) -> Outcome | None:
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(self._in_schema(_SELECT_RECEIPT), (caller_id, key))
             row = cursor.fetchone()
         return None if row is None else _outcome(tuple(row.values()))
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """The library's first step of each attempt at an insert transaction."""
+        _attempt()
+        super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

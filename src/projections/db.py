@@ -9,19 +9,22 @@ serves both the events and the read models.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
 
 from ledger.store import SCHEMA_LOCK
 
+log = logging.getLogger("projections.db")
+T = TypeVar("T")
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
@@ -169,13 +172,40 @@ class Database:
             yield Txn(cursor, self)
 
     def statement(self, sql: str, params: Params | None = None) -> int:
-        """Run one statement as its own transaction; returns the number of rows it changed."""
-        with self._alone(write=True) as txn:
-            return txn.execute(sql, params)
+        """Run one statement as its own transaction; returns the number of rows it changed.
+
+        Only for statements that may run twice with the effect of once (an insert that does
+        nothing on conflict, an update by key): on PostgreSQL a failed connection is retried
+        once (``_once_more``), and the first attempt may have committed.
+        """
+
+        def run() -> int:
+            with self._alone(write=True) as txn:
+                return txn.execute(sql, params)
+
+        return self._once_more(run)
 
     def read(self, sql: str, params: Params | None = None) -> list[Row]:
-        with self._alone(write=False) as txn:
-            return txn.all(sql, params)
+        def run() -> list[Row]:
+            with self._alone(write=False) as txn:
+                return txn.all(sql, params)
+
+        return self._once_more(run)
+
+    def _once_more(self, run: Callable[[], T]) -> T:
+        """On PostgreSQL, a statement whose connection the database closed (a restart, a
+        failover, ``pg_terminate_backend``) is tried once more, after the pool has checked
+        its idle connections and replaced the dead ones (they all died together). A second
+        failure is the database's own, and the caller's to answer (503). SQLite's failures
+        are a lock not granted in its own wait: trying again would only wait again."""
+        try:
+            return run()
+        except (OperationalError, InterfaceError):
+            if not isinstance(self.datastore, PostgresDatastore):
+                raise
+            log.warning("a database connection failed; checking the pool and trying once more")
+            self.datastore.pool.check()
+            return run()
 
     def column_types(self, table: str) -> dict[str, str]:
         """PostgreSQL's type of each column of ``table`` (cached: tables do not change

@@ -147,23 +147,23 @@ class ProjectionRunner:
         twice). Errors are raised to the caller.
         """
         wanted = set(names) if names is not None else set(self.projections)
-        return self._catch_up(sorted(wanted & self.leading()))
+        return self._catch_up(sorted(wanted & self.leading())).applications
 
-    def _catch_up(self, names: Sequence[str], progress: Progress | None = None) -> int:
-        applied = 0
+    def _catch_up(self, names: Sequence[str], progress: Progress | None = None) -> Applied:
+        done = Applied()
         while names:
             step = self._step(names)
             if step is None:
-                return applied
-            applied += step
+                return done
+            done += step
             if progress is not None:
                 progress(min(self._positions[n] for n in names), self._head())
-        return applied
+        return done
 
     def _head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
-    def _step(self, names: Sequence[str]) -> int | None:
+    def _step(self, names: Sequence[str]) -> Applied | None:
         """Apply one batch to each of ``names`` in ONE transaction (one commit, however many
         projections); ``None`` when there was nothing to do."""
         with self._applying, no_gc_pauses():
@@ -173,7 +173,7 @@ class ProjectionRunner:
                 self._take_prefetched(None)
                 raise
 
-    def _step_locked(self, names: Sequence[str]) -> int | None:
+    def _step_locked(self, names: Sequence[str]) -> Applied | None:
         olds = {name: self._positions.get(name, 0) for name in names}
         start = min(olds.values())
         topics = self._topics(names)
@@ -192,10 +192,10 @@ class ProjectionRunner:
         except _LostRace:
             self._take_prefetched(None)
             self._refresh()  # another runner moved a position: nothing was written, re-read
-            return 0
+            return Applied()
         for name in names:
             self._set_position(name, new)
-        return applied
+        return Applied(len(read.batch), applied)
 
     def _topics(self, names: Sequence[str]) -> tuple[str, ...]:
         """The topics to read for ``names``; none (every topic) when one reads everything."""
@@ -324,9 +324,9 @@ class ProjectionRunner:
 
     def rebuild(
         self, names: Sequence[str], progress: Progress | None = None, batch_size: int = 10_000
-    ) -> int:
+    ) -> Applied:
         """Drop the named projections' tables and replay the whole log into them, in one
-        pass that decodes each event once. Returns the number of events applied.
+        pass that decodes each event once. Returns the events read and the applications.
 
         Raises:
             KeyError: no projection of that name.
@@ -352,6 +352,18 @@ class ProjectionRunner:
             return self._catch_up(list(names), progress)
         finally:
             self.batch_size = saved
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a pass over the log did: the ``events`` it read, and the ``applications`` (one
+    event to one projection: an event that three projections read counts three times)."""
+
+    events: int = 0
+    applications: int = 0
+
+    def __add__(self, other: Applied) -> Applied:
+        return Applied(self.events + other.events, self.applications + other.applications)
 
 
 @dataclass(frozen=True)

@@ -69,14 +69,24 @@ class Api:
     def paid_order(
         self, gig: dict[str, Any], client: str = "client-1", transaction: str = "tx-1"
     ) -> dict[str, Any]:
-        """An order the gateway has confirmed (issue 5 brings the gateway's own routes)."""
+        """An order the gateway has confirmed (as its webhook would)."""
         order = self.order(gig, client)
+        self.open_payment(order, client)
+        position = self.confirm(order, transaction)
+        return self.read(f"/v1/orders/{order['id']}", client, position=position)
+
+    def open_payment(self, order: dict[str, Any], client: str = "client-1") -> dict[str, Any]:
+        """``POST /v1/orders/{id}/payments`` by card: must be 201; the payment."""
         response = self.client.post(
             f"/v1/orders/{order['id']}/payments",
             json={"paymentMethod": "credit_card"},
             headers=self.as_(client),
         )
         assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def confirm(self, order: dict[str, Any], transaction: str = "tx-1") -> int:
+        """The gateway confirms the order's payment; the position of its last event."""
         done = self.app.state.ledger.confirm_payment(
             Caller.system("gateway"),
             payment_id_for(UUID(order["id"])),
@@ -84,7 +94,7 @@ class Api:
             to_centimes(order["totalAmount"]),
             "MAD",
         )
-        return self.read(f"/v1/orders/{order['id']}", client, position=done.position)
+        return int(done.position)
 
     def read(self, path: str, sub: str, *roles: str, position: int = 0) -> dict[str, Any]:
         """GET ``path`` as ``sub`` once the read models reached ``position``; must be 200."""

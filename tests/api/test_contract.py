@@ -6,6 +6,7 @@ Each test runs on SQLite and on PostgreSQL (the ``api`` fixture). Times come fro
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,9 +15,7 @@ import httpx
 import pytest
 
 from api.http import deps
-from ledger.actors import Caller
 from ledger.domain.payment import payment_id_for
-from ledger.money import to_centimes
 from tests.api.conftest import BASIC, Api
 from tests.api_shapes import GIG_KEYS, ORDER_KEYS, PAYMENT_KEYS
 from tests.conftest import START, FakeClock
@@ -93,17 +92,8 @@ def ok(response: httpx.Response) -> dict[str, Any]:
 
 def pay(api: Api, order: dict[str, Any], transaction: str = "tx-1") -> int:
     """Open the order's payment and let the gateway confirm it; the last event's position."""
-    who = (order["userId"],)
-    response = command(api, order, "payments", who, {"paymentMethod": "credit_card"})
-    assert response.status_code == 201, response.text
-    done = api.app.state.ledger.confirm_payment(
-        Caller.system("gateway"),
-        payment_id_for(UUID(order["id"])),
-        transaction,
-        to_centimes(order["totalAmount"]),
-        "MAD",
-    )
-    return int(done.position)
+    api.open_payment(order, order["userId"])
+    return api.confirm(order, transaction)
 
 
 def ids(api: Api, path: str, who: str, *roles: str) -> list[str]:
@@ -269,6 +259,31 @@ def test_an_order_now_at_a_version_as_of_a_moment_and_its_history(
     assert all(h["event"] for h in history)
 
 
+def test_the_history_pages_by_the_orders_version(api: Api) -> None:
+    """``limit`` entries after the order's version ``after``; ``nextAfter`` is the last
+    entry's version while more follow, else ``null``; the pages together are the whole."""
+    order = api.order(api.gig())
+    pay(api, order)
+    ok(command(api, order, "accept", FREELANCER))
+    for _ in range(2):
+        ok(command(api, order, "cancellation-requests", CLIENT, {"reason": "changed plans"}))
+        ok(command(api, order, "cancellation-requests/withdraw", CLIENT))
+    path = f"/v1/orders/{order['id']}/history"
+    whole = api.read(path, "freelancer-1", position=head(api))
+    assert whole.keys() == {"data", "nextAfter"} and whole["nextAfter"] is None
+    assert len(whole["data"]) == 7
+    first = get(api, path, FREELANCER, limit=3).json()
+    assert first == {"data": whole["data"][:3], "nextAfter": 3}
+    second = get(api, path, FREELANCER, after=3, limit=3).json()
+    assert second == {"data": whole["data"][3:6], "nextAfter": 6}
+    last = get(api, path, FREELANCER, after=6, limit=3).json()
+    assert last == {"data": whole["data"][6:], "nextAfter": None}
+    assert get(api, path, FREELANCER, after=7).json() == {"data": [], "nextAfter": None}
+    for bad in ({"limit": 0}, {"limit": 501}, {"after": -1}):
+        assert_problem(get(api, path, FREELANCER, **bad), 422, "validation_failed")
+    assert_problem(get(api, path, ("someone-else",), limit=1), 404, "not_found")
+
+
 # -- order commands ---------------------------------------------------------------------------
 
 WORK = [  # who, command, body, status, stage (200) or problem code
@@ -400,7 +415,8 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
     has(payment, orderId=order["id"], status="pending", paymentMethod="paypal", version=2)
     has(payment, amount=order["totalAmount"], currency="MAD", refundedAmount=0.0, refunds=[])
     has(payment, transactionId=None, failureReason=None)
-    token = f"sbx_{UUID(order['id']).hex}"
+    token = payment["checkout"]["tokenId"]
+    assert re.fullmatch(f"sbx_{UUID(payment['id']).hex}_[0-9a-f]{{32}}", token), token
     assert payment["checkout"] == {
         "tokenId": token,
         "paymentUrl": f"http://127.0.0.1:8000/sandbox/payment-form/{token}",

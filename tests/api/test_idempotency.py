@@ -12,6 +12,8 @@ retry whose answer was lost, and concurrent retries — run on both backends.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from api.http.auth import signing_key
-from api.http.idempotency.keys import request_hash
+from api.http.idempotency.keys import IdempotencyStore, request_hash
 from ledger.receipts import Outcome
 from ledger.settings import Settings
 from ledger.store import Receipts
@@ -565,3 +567,74 @@ def test_concurrent_requests_with_one_key_place_one_order(api: Api) -> None:
     assert head(api) == before + 1  # one OrderPlaced event
     orders = items(api, "/v1/orders", request.who)
     assert [o["id"] for o in orders] == [created[0].json()["id"]]
+
+
+# -- claims owned by a process start ------------------------------------------------------------
+
+
+def another_store(api: Api, clock: FakeClock, owner: str | None = None) -> IdempotencyStore:
+    """The store of another process start on the same database."""
+    store = IdempotencyStore(api.app.state.idempotency.db, clock, owner)
+    store.setup()
+    return store
+
+
+def test_a_claim_whose_owner_is_gone_is_taken_over_at_once(api: Api, clock: FakeClock) -> None:
+    """The process that held the claim stopped (on PostgreSQL its session's advisory lock is
+    released; on SQLite its owner is no live store of this process): no 2-minute wait."""
+    earlier = another_store(api, clock)
+    assert earlier.claim("caller", KEY, "hash").won
+    earlier.close()  # what the death of its process does
+    started = clock.now
+    claim = api.app.state.idempotency.claim("caller", KEY, "hash")
+    assert claim.won and claim.recheck  # taken over, looking for the receipt first
+    assert clock.now == started  # the clock has not moved
+
+
+def test_a_live_owners_claim_is_not_taken_over(api: Api, clock: FakeClock) -> None:
+    running = another_store(api, clock)
+    try:
+        assert running.claim("caller", KEY, "hash").won
+        store = api.app.state.idempotency
+        assert not store.claim("caller", KEY, "hash").won
+        clock.advance(minutes=3)  # the last resort still holds
+        claim = store.claim("caller", KEY, "hash")
+        assert claim.won and claim.recheck
+    finally:
+        running.close()
+
+
+@on_sqlite
+def test_a_claim_whose_owners_process_no_longer_runs_is_taken_over_at_once(
+    api: Api, clock: FakeClock
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # exited and reaped: its pid names no process
+    dead = another_store(api, clock, owner=f"{gone.pid}:an-earlier-start")
+    assert dead.claim("caller", KEY, "hash").won
+    claim = api.app.state.idempotency.claim("caller", KEY, "hash")
+    assert claim.won and claim.recheck
+
+
+def test_a_retry_after_its_owner_died_is_answered_from_the_receipt_at_once(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process died after the commit and before keeping the answer; the restarted one
+    answers the retry from the receipt at once, marked replayed, acting no second time."""
+    request = place_order(api)
+    earlier = another_store(api, clock)
+    state = api.app.state
+    current = state.idempotency
+    state.idempotency = earlier  # the earlier start took the key
+    try:
+        with monkeypatch.context() as crash:
+            crash.setattr(earlier, "complete", lambda *_: None)  # and died before keeping it
+            first = send(api, request)
+    finally:
+        state.idempotency = current
+    earlier.close()
+    assert first.status_code == 201, first.text
+    stored = head(api)
+    retry = send(api, request)
+    assert_replay_of(retry, first)
+    assert head(api) == stored

@@ -15,6 +15,7 @@ from uuid import UUID
 import httpx
 import pytest
 
+from ledger.domain.order import MAX_CANCELLATION_REQUESTS
 from ledger.domain.payment import payment_id_for
 from tests.api.conftest import BASIC, Api
 from tests.conftest import START, FakeClock
@@ -35,7 +36,8 @@ def post(api: Api, path: str, who: tuple[str, ...], body: Any = None, **headers:
 def timeline(api: Api, order_id: str, *who: str) -> list[dict[str, Any]]:
     answer = api.client.get(f"/v1/orders/{order_id}/timeline", headers=api.as_(*who))
     assert answer.status_code == 200, answer.text
-    assert answer.json().keys() == {"data"}
+    assert answer.json().keys() == {"data", "nextAfter"}
+    assert answer.json()["nextAfter"] is None  # the whole story fits the default page
     return list(answer.json()["data"])
 
 
@@ -192,6 +194,65 @@ def test_what_is_not_an_order_is_404_even_for_staff(api: Api, kind: str) -> None
     }
     answer = api.client.get(f"/v1/orders/{ids[kind]}/timeline", headers=api.as_(*SUPPORT))
     not_found(answer)
+
+
+def cancellation_loops(api: Api, order_id: str) -> None:
+    """``MAX_CANCELLATION_REQUESTS`` cancellation requests by the client, each withdrawn."""
+    path = f"/v1/orders/{order_id}/cancellation-requests"
+    for _ in range(MAX_CANCELLATION_REQUESTS):
+        post(api, path, (CL,), {"reason": "changed my mind"})
+        post(api, f"{path}/withdraw", (CL,))
+
+
+def test_cancellation_requests_are_capped_then_a_dispute_is_the_way(api: Api) -> None:
+    """The request after the cap is 409 ``invalid_transition`` and stores nothing."""
+    order = api.paid_order(api.gig(FL), CL)
+    cancellation_loops(api, order["id"])
+    path = f"/v1/orders/{order['id']}"
+    for who in (CL, FL):
+        answer = api.client.post(
+            f"{path}/cancellation-requests", json={"reason": "again"}, headers=api.as_(who)
+        )
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "invalid_transition"
+        assert answer.json()["detail"] == (
+            f"this order has had {MAX_CANCELLATION_REQUESTS} cancellation requests;"
+            " open a dispute instead"
+        )
+    assert len(timeline(api, order["id"], CL)) == 5 + 2 * MAX_CANCELLATION_REQUESTS
+    post(api, f"{path}/disputes", (FL,), {"reason": "we cannot agree"})
+
+
+def test_the_timeline_pages_by_position(api: Api) -> None:
+    """``limit`` entries after ``after``; ``nextAfter`` is the last one's position while
+    more follow and ``null`` on the last page; the pages put together are the whole."""
+    order = api.paid_order(api.gig(FL), CL)
+    cancellation_loops(api, order["id"])
+    path = f"/v1/orders/{order['id']}/timeline"
+    whole = timeline(api, order["id"], *SUPPORT)
+    assert len(whole) == 15  # placed, paid (4 events), then 5 requests withdrawn
+    pages, after = [], 0
+    while after is not None:
+        answer = api.client.get(path, params={"after": after, "limit": 5}, headers=api.as_(CL))
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        assert page.keys() == {"data", "nextAfter"} and 1 <= len(page["data"]) <= 5
+        after = page["nextAfter"]
+        assert after in (None, page["data"][-1]["position"])
+        pages.append(page["data"])
+    assert [len(page) for page in pages] == [5, 5, 5]  # the last full page already says null
+    assert [entry for page in pages for entry in page] == whole
+    middle = whole[7]["position"]  # a position of either stream continues after itself
+    answer = api.client.get(path, params={"after": middle}, headers=api.as_(CL))
+    assert answer.json() == {"data": whole[8:], "nextAfter": None}
+    answer = api.client.get(path, params={"after": whole[-1]["position"]}, headers=api.as_(CL))
+    assert answer.json() == {"data": [], "nextAfter": None}
+    for bad in ({"limit": 0}, {"limit": 501}, {"after": -1}, {"limit": "x"}):
+        answer = api.client.get(path, params=bad, headers=api.as_(CL))
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["errors"][0]["field"] in ("limit", "after")
+    answer = api.client.get(path, params={"limit": 500}, headers=api.as_(STRANGER))
+    not_found(answer)  # paging tells a stranger nothing either
 
 
 def iso(moment: datetime) -> str:

@@ -11,13 +11,7 @@ from tests.conftest import FakeClock
 
 def pay_pending(api: Api) -> tuple[dict, dict]:
     order = api.order(api.gig())
-    created = api.client.post(
-        f"/v1/orders/{order['id']}/payments",
-        json={"paymentMethod": "credit_card"},
-        headers=api.as_("client-1"),
-    )
-    assert created.status_code == 201, created.text
-    return order, created.json()
+    return order, api.open_payment(order)
 
 
 def expiry(api: Api, clock: FakeClock) -> Timer:

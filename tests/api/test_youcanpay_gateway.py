@@ -42,13 +42,8 @@ def test_a_payment_opens_youcanpays_checkout(youcanpay: tuple[Api, respx.MockRou
         200, json={"transaction_id": "yc-tx-1", "token": {"id": "tok_42"}}
     )
     order = api.order(api.gig())
-    created = api.client.post(
-        f"/v1/orders/{order['id']}/payments",
-        json={"paymentMethod": "credit_card"},
-        headers=api.as_("client-1"),
-    )
-    assert created.status_code == 201, created.text
-    assert created.json()["checkout"] == {
+    created = api.open_payment(order)
+    assert created["checkout"] == {
         "tokenId": "tok_42",
         "paymentUrl": "https://youcanpay.com/sandbox/payment-form/tok_42",
     }
@@ -119,12 +114,7 @@ def test_the_return_pages_are_served_with_youcanpay_and_the_sandbox_is_not(
 def pending_order(api: Api, gateway: respx.MockRouter) -> dict[str, Any]:
     gateway.post("tokenize").respond(200, json={"token": {"id": "tok_1"}})
     order = api.order(api.gig())
-    created = api.client.post(
-        f"/v1/orders/{order['id']}/payments",
-        json={"paymentMethod": "credit_card"},
-        headers=api.as_("client-1"),
-    )
-    assert created.status_code == 201, created.text
+    api.open_payment(order)
     return order
 
 

@@ -85,7 +85,7 @@ def expected_story(order: UUID) -> list[tuple[str, str, str, str]]:
          "PaymentCreated → pending, awaiting_payment", "200.00 MAD by credit_card"),
         ("2026-01-05 09:01:00", "client-1 (client)",
          "CheckoutOpened → pending, awaiting_payment",
-         "checkout opened (token sbx_" + order.hex + ")"),
+         "checkout opened"),
         ("2026-01-05 09:02:00", "system:gateway (gateway)",
          "PaymentSucceeded → pending, awaiting_payment", "paid (transaction tx-42)"),
         ("2026-01-05 09:02:00", "system:gateway (gateway)",
@@ -190,7 +190,7 @@ def test_at_80_columns_and_in_a_pipe_no_id_or_word_is_broken(
     assert code == 0
     assert max(len(line) for line in out.splitlines()) == 80
     printed = set(re.sub("[│┃]", " ", out).split())
-    ids = {str(split), str(gig), f"({payment_id_for(split)})", f"sbx_{split.hex})", "tx-42)",
+    ids = {str(split), str(gig), f"({payment_id_for(split)})", "tx-42)",
            "client-1", "freelancer-1", "system:gateway", "support-1"}  # fmt: skip
     words = {word for event in expected_story(split) for part in event for word in part.split()}
     assert sorted(ids - printed) == []

@@ -2,6 +2,9 @@
 public URL (the payment form, the return URLs, the demo's links) follows the served address,
 unless ``LEDGER_PUBLIC_URL`` is set; in production it is never changed.
 
+With the sandbox gateway, ``ledger serve`` refuses a host that is not a loopback address
+unless ``LEDGER_SANDBOX_ON_PUBLIC_HOST=true``.
+
 ``uvicorn.run`` is replaced, so nothing listens: what is checked is the settings the app is
 built with. The real server is driven in ``tests/e2e/test_public_url.py``."""
 
@@ -100,11 +103,13 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_serve_builds_the_app_with_the_url_it_serves_on(
     cli_settings: Settings,
     served: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
     argv: tuple[str, ...],
     host: str,
     port: int,
     url: str,
 ) -> None:
+    monkeypatch.setenv("LEDGER_SANDBOX_ON_PUBLIC_HOST", "true")  # for 0.0.0.0
     assert main(["serve", *argv]) == 0
     assert (served["app"], served["host"], served["port"]) == ("app", host, port)
     assert str(served["settings"].public_url) == url
@@ -116,6 +121,54 @@ def test_serve_keeps_an_explicit_public_url(
     monkeypatch.setenv("LEDGER_PUBLIC_URL", "https://ledger.example.com")
     assert main(["serve", "--port", "8080"]) == 0
     assert str(served["settings"].public_url) == "https://ledger.example.com/"
+
+
+PUBLIC_HOSTS = ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "2001:db8::1", "example.com", ""]
+LOOPBACK_HOSTS = ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"]
+
+
+@pytest.mark.parametrize("host", PUBLIC_HOSTS)
+def test_the_sandbox_is_refused_on_a_public_host(
+    cli_settings: Settings, served: dict[str, Any], capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    code, out, err = run_cli(capsys, "serve", "--host", host, "--port", "8000")
+    assert (code, out) == (2, "")
+    assert served == {}, "nothing is built, nothing listens"
+    message = " ".join(err.split())
+    assert "refusing to serve the sandbox gateway" in message
+    assert "anyone who can reach the sandbox's payment form can mark orders paid" in message
+    assert "LEDGER_SANDBOX_ON_PUBLIC_HOST=true" in message
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
+def test_the_sandbox_on_a_public_host_when_asked(
+    cli_settings: Settings, served: dict[str, Any], monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("LEDGER_SANDBOX_ON_PUBLIC_HOST", "true")
+    assert main(["serve", "--host", host, "--port", "8000"]) == 0
+    assert (served["host"], served["settings"].gateway) == (host, "sandbox")
+    monkeypatch.setenv("LEDGER_SANDBOX_ON_PUBLIC_HOST", "false")
+    served.clear()
+    assert main(["serve", "--host", host, "--port", "8000"]) == 2
+    assert served == {}
+
+
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
+def test_the_sandbox_on_a_loopback_host_is_served(
+    cli_settings: Settings, served: dict[str, Any], host: str
+) -> None:
+    assert main(["serve", "--host", host, "--port", "8000"]) == 0
+    assert served["host"] == host
+
+
+def test_youcanpay_is_served_on_any_host(
+    cli_settings: Settings, served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_GATEWAY", "youcanpay")
+    monkeypatch.setenv("YOUCANPAY_PRIVATE_KEY", f"pri_sandbox_{KEY}")
+    monkeypatch.setenv("YOUCANPAY_PUBLIC_KEY", f"pub_sandbox_{KEY}")
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8000"]) == 0
+    assert served["host"] == "0.0.0.0"
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "http", ""])

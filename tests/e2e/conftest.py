@@ -9,10 +9,57 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 READY = re.compile(r"Uvicorn running on (http://\S+)")
+PACKAGE = {
+    "packageId": "standard",
+    "price": 250.75,
+    "deliveryDays": 5,
+    "revisions": 1,
+    "description": "A logo and a card",
+}
+
+
+def token(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "token", "--sub", sub, "--role", role],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def bearer(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> dict[str, str]:
+    """The ``Authorization`` header of a token minted by ``ledger token --sub --role``."""
+    return {"Authorization": f"Bearer {token(cwd, env, sub, role)}"}
+
+
+def open_gig(http: httpx.Client, freelancer: dict[str, str]) -> str:
+    """A gig with the one ``PACKAGE``, published over HTTP; its id."""
+    gig = http.post("/v1/gigs", json={"title": "Logo", "packages": [PACKAGE]}, headers=freelancer)
+    assert gig.status_code == 201, gig.text
+    return str(gig.json()["id"])
+
+
+def open_checkout(
+    http: httpx.Client, client: dict[str, str], gig: str
+) -> tuple[str, dict[str, Any]]:
+    """An order of ``gig``'s package and its card payment, over HTTP: the order's id and
+    the payment (with its checkout)."""
+    order = http.post("/v1/orders", json={"gigId": gig, "packageId": "standard"}, headers=client)
+    assert order.status_code == 201, order.text
+    path = f"/v1/orders/{order.json()['id']}/payments"
+    payment = http.post(path, json={"paymentMethod": "credit_card"}, headers=client)
+    assert payment.status_code == 201, payment.text
+    return str(order.json()["id"]), dict(payment.json())
 
 
 class Server:

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from ledger.bootstrap import build_ledger
 from ledger.settings import load_settings
-from tests.e2e.test_order_life import PACKAGE, token
+from tests.e2e.conftest import bearer, open_checkout, open_gig
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -66,23 +66,13 @@ def test_paying_in_the_browser(serve, tmp_path: Path) -> None:
     )
     assert server.url == f"http://127.0.0.1:{port}"
     env = {**server.env, "LEDGER_DATABASE_URL": database_url}
-    freelancer = {"Authorization": f"Bearer {token(tmp_path, env, 'fr-web')}"}
-    client = {"Authorization": f"Bearer {token(tmp_path, env, 'cl-web')}"}
+    freelancer, client = bearer(tmp_path, env, "fr-web"), bearer(tmp_path, env, "cl-web")
 
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        gig = http.post(
-            "/v1/gigs", json={"title": "Logo", "packages": [PACKAGE]}, headers=freelancer
-        )
-        assert gig.status_code == 201, gig.text
+        gig = open_gig(http, freelancer)
 
         def open_payment() -> tuple[str, dict[str, Any]]:
-            body = {"gigId": gig.json()["id"], "packageId": "standard"}
-            order = http.post("/v1/orders", json=body, headers=client)
-            assert order.status_code == 201, order.text
-            path = f"/v1/orders/{order.json()['id']}/payments"
-            payment = http.post(path, json={"paymentMethod": "credit_card"}, headers=client)
-            assert payment.status_code == 201, payment.text
-            return order.json()["id"], payment.json()
+            return open_checkout(http, client, gig)
 
         paid_order, paid = open_payment()
         declined_order, declined = open_payment()

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_order_life import token
+from tests.e2e.conftest import token
 
 PACKAGE = "gig_ledger_client"
 

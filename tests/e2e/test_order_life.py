@@ -7,39 +7,16 @@ Tokens come from ``ledger token``, the way an operator mints them.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from uuid import UUID
 
 import httpx
-import pytest
 
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
 from ledger.domain.payment import payment_id_for
 from ledger.settings import load_settings
-
-PACKAGE = {
-    "packageId": "standard",
-    "price": 250.75,
-    "deliveryDays": 5,
-    "revisions": 1,
-    "description": "A logo and a card",
-}
-
-
-def token(cwd: Path, env: dict[str, str], sub: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "token", "--sub", sub],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return result.stdout.strip()
+from tests.e2e.conftest import bearer, open_gig
 
 
 def confirm_payment(database_url: str, var_dir: Path, order_id: str) -> int:
@@ -52,27 +29,13 @@ def confirm_payment(database_url: str, var_dir: Path, order_id: str) -> int:
     return done.position
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_whole_order_life_over_http(
-    backend: str, serve, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    database_url = (
-        f"sqlite:///{tmp_path}/var/ledger.db"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+def test_whole_order_life_over_http(serve, tmp_path: Path, database_url: str) -> None:
     server = serve(LEDGER_DATABASE_URL=database_url)
     env = {**server.env, "LEDGER_DATABASE_URL": database_url}
-    freelancer = {"Authorization": f"Bearer {token(tmp_path, env, 'fr-e2e')}"}
-    client = {"Authorization": f"Bearer {token(tmp_path, env, 'cl-e2e')}"}
+    freelancer, client = bearer(tmp_path, env, "fr-e2e"), bearer(tmp_path, env, "cl-e2e")
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        gig = http.post(
-            "/v1/gigs", json={"title": "Logo", "packages": [PACKAGE]}, headers=freelancer
-        )
-        assert gig.status_code == 201, gig.text
-        body = {"gigId": gig.json()["id"], "packageId": "standard"}
+        gig = open_gig(http, freelancer)
+        body = {"gigId": gig, "packageId": "standard"}
         placed = http.post("/v1/orders", json=body, headers={**client, "Idempotency-Key": "o-1"})
         assert placed.status_code == 201, placed.text
         assert placed.json()["totalAmount"] == 250.75
@@ -106,6 +69,6 @@ def test_whole_order_life_over_http(
             "OrderCompleted",
             "OrderReviewed",
         ]
-        rated = http.get(f"/v1/gigs/{gig.json()['id']}", headers={**freelancer, **after}).json()
+        rated = http.get(f"/v1/gigs/{gig}", headers={**freelancer, **after}).json()
         assert rated["rating"] == {"average": 4.0, "count": 1}
         assert http.get("/readyz").status_code == 200

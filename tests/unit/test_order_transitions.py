@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.actors import Actor, Caller
-from ledger.domain.order import Order
+from ledger.domain.order import MAX_CANCELLATION_REQUESTS, PARTIES, Order
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import CancelReason, DisputeOutcome, Package
 from ledger.errors import (
@@ -243,6 +243,42 @@ def test_refused_request_resumes_stage(memory_app: LedgerApp, state: str, answer
     step(memory_app, order_id, "request_cancellation:freelancer")
     step(memory_app, order_id, answer)
     assert order_of(memory_app, order_id).stage == state
+
+
+@pytest.mark.parametrize(
+    "answer", ["withdraw_cancellation:requester", "decline_cancellation:other"]
+)
+def test_cancellation_requests_are_capped(memory_app: LedgerApp, answer: str) -> None:
+    """``MAX_CANCELLATION_REQUESTS`` requests in an order's life, by either party and
+    whatever became of them; the next is refused and stores nothing, and a dispute is
+    still open to both."""
+    order_id = reach(memory_app, "in_progress")
+    for turn in range(MAX_CANCELLATION_REQUESTS):
+        step(memory_app, order_id, f"request_cancellation:{PARTIES[turn % 2]}")
+        step(memory_app, order_id, answer)
+    assert order_of(memory_app, order_id).cancellation_requests == MAX_CANCELLATION_REQUESTS
+    for party in PARTIES:
+        error = refused_step(
+            memory_app, order_id, InvalidTransition, f"request_cancellation:{party}"
+        )
+        assert str(error) == (
+            f"this order has had {MAX_CANCELLATION_REQUESTS} cancellation requests;"
+            " open a dispute instead"
+        )
+    step(memory_app, order_id, "open_dispute:client")
+    assert order_of(memory_app, order_id).stage == "in_dispute"
+
+
+def test_the_count_survives_replay_and_an_older_state(memory_app: LedgerApp) -> None:
+    """The count is rebuilt from the events, and a state kept before it existed (a read
+    model's) reads 0."""
+    order_id = reach(memory_app, "in_progress")
+    step(memory_app, order_id, "request_cancellation:client")
+    step(memory_app, order_id, "withdraw_cancellation:client")
+    assert order_of(memory_app, order_id).cancellation_requests == 1  # replayed from the store
+    older = order_of(memory_app, order_id)
+    del older.__dict__["cancellation_requests"]
+    assert older.cancellation_requests == 0
 
 
 # -- who may act ------------------------------------------------------------------------------

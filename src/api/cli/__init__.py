@@ -9,7 +9,7 @@ ledger replay --as-of TIME
 ledger audit verify [--digest POSITION:HASH] | digest | export --format ndjson|csv [--until TIME]
 ledger dispute ORDER_ID
 ledger token --sub USER_ID [--role ROLE ...] [--hours N]
-ledger demo [--if-empty]
+ledger demo [--if-empty] [--host H] [--port P]
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ import csv
 import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, TextIO
 
 from api.cli.common import (
     Subcommands,
+    add_export,
     caught_up,
     console,
     export_to,
@@ -50,13 +50,8 @@ def add_parser(commands: Subcommands) -> None:
         help="check the store against a digest kept outside, instead of the chain table",
     )
     actions.add_parser("digest", help="print the chain's head as POSITION:HASH, to keep")
-    export = actions.add_parser("export", help="every event, in log order, streamed")
-    export.add_argument("--format", choices=("ndjson", "csv"), required=True)
+    export = add_export(actions, "every event, in log order, streamed", ("ndjson", "csv"))
     export.add_argument("--until", type=moment_argument, metavar="TIME", help="events up to")
-    export.add_argument("--output", type=Path, help="a file to write (default: stdout)")
-    export.add_argument(
-        "--force", action="store_true", help="replace --output if it exists (never a symlink)"
-    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -76,13 +71,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return _report(result.ok, result.events, result.first_mismatch)
         with progress_bar(console, "exporting") as show:
             events = every_event(ledger, args.until, show)
-            return export_to(
-                args.output,
-                lambda out: _write(events, args.format, out),
-                "events",
-                console,
-                force=args.force,
-            )
+            return export_to(args, lambda out: _write(events, args.format, out), "events")
 
 
 def _report(ok: bool, events: int, mismatch: int | None) -> int:

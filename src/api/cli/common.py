@@ -37,6 +37,20 @@ BAR_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn
 """The columns of every progress bar."""
 
 
+def add_export(
+    actions: Subcommands, help: str, formats: tuple[str, ...]
+) -> argparse.ArgumentParser:
+    """An ``export`` action: ``--format`` (one of ``formats``), ``--output`` and ``--force``,
+    as ``export_to`` writes them."""
+    export = actions.add_parser("export", help=help)
+    export.add_argument("--format", choices=formats, required=True)
+    export.add_argument("--output", type=Path, help="a file to write (default: stdout)")
+    export.add_argument(
+        "--force", action="store_true", help="replace --output if it exists (never a symlink)"
+    )
+    return export
+
+
 def moment_argument(text: str) -> datetime:
     """A time argument: ISO 8601 with its zone (``2026-01-05T10:00:00Z``, ``…+01:00``).
     A time without one would mean a different moment on every machine."""
@@ -129,19 +143,15 @@ EXPORT_MODE = 0o600
 """An export holds the books or the whole log: readable by its writer alone."""
 
 
-def export_to(
-    output: Path | None,
-    write: Callable[[TextIO], int],
-    what: str,
-    console: Console,
-    *,
-    force: bool = False,
-) -> int:
-    """Run ``write`` on ``output`` (stdout when ``None``) and say how many ``what`` it
-    wrote; 0, or 1 when the file cannot be written (a clear line, not a traceback).
+def export_to(args: argparse.Namespace, write: Callable[[TextIO], int], what: str) -> int:
+    """Run ``write`` on ``args.output`` (stdout when not given) and say how many ``what``
+    it wrote; 0, or 1 when the file cannot be written (a clear line, not a traceback).
 
     A file is created 0600 and never through a symlink; one that exists already is
-    replaced only when ``force`` (``--force``), and even then a symlink is not followed."""
+    replaced only with ``--force``, and even then a symlink is not followed (``add_export``
+    declares both options)."""
+    output: Path | None = args.output
+    force: bool = args.force
     if output is None:
         count = write(sys.stdout)
     else:

@@ -202,7 +202,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "OrderRefundedAtGateway": lambda e: f"the gateway refunded {mad(e['amount'])} on its own",
     "FundsCleared": lambda e: "the freelancer's share cleared (available)",
     "PaymentCreated": lambda e: f"{mad(e['amount'])} by {e['payment_method']}",
-    "CheckoutOpened": lambda e: f"checkout opened (token {e['token_id']})",
+    "CheckoutOpened": lambda e: "checkout opened",  # its token is a credential: not shown
     "PaymentSucceeded": lambda e: f"paid (transaction {e['transaction_id']})",
     "PaymentFailed": lambda e: f"failed: {short(e['reason'])}",
     "RefundRecorded": lambda e: f"{mad(e['amount'])} refunded ({short(e['reason'])})",

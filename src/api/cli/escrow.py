@@ -18,14 +18,13 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import Subcommands, caught_up, console, export_to
+from api.cli.common import Subcommands, add_export, caught_up, console, export_to
 from ledger.settings import Settings
 from projections.escrow.queries import EscrowQueries
 from projections.read_models import ReadModels
@@ -47,12 +46,7 @@ def add_parser(commands: Subcommands) -> None:
     escrow = commands.add_parser("escrow", help="the escrow ledger, for auditors")
     actions = escrow.add_subparsers(dest="action", required=True)
     actions.add_parser("trial-balance", help="accounts and totals; exit 1 if unbalanced")
-    export_ = actions.add_parser("export", help="every journal entry, oldest first")
-    export_.add_argument("--format", choices=("csv", "ndjson"), required=True)
-    export_.add_argument("--output", type=Path, help="a file to write (default: stdout)")
-    export_.add_argument(
-        "--force", action="store_true", help="replace --output if it exists (never a symlink)"
-    )
+    add_export(actions, "every journal entry, oldest first", ("csv", "ndjson"))
     escrow.set_defaults(run=run)
 
 
@@ -60,13 +54,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     with open_escrow(settings) as escrow:
         if args.action == "trial-balance":
             return print_trial_balance(escrow, Console())
-        return export_to(
-            args.output,
-            lambda out: export(escrow, args.format, out),
-            "journal entries",
-            console,
-            force=args.force,
-        )
+        return export_to(args, lambda out: export(escrow, args.format, out), "journal entries")
 
 
 @contextmanager

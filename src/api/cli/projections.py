@@ -65,11 +65,15 @@ def rebuild(runner: ProjectionRunner, names: list[str]) -> int:
             progress.update(task, completed=position, total=head)
 
         try:
-            events = runner.rebuild(names, show)
+            done = runner.rebuild(names, show)
         except RuntimeError as error:
             console.print(str(error))
             return 1
     seconds = time.perf_counter() - started
-    rate = events / seconds if seconds else 0.0
-    console.print(f"rebuilt: {events:,} events applied in {seconds:.2f} s ({rate:,.0f} events/s)")
+    rate = done.events / seconds if seconds else 0.0
+    console.print(
+        f"rebuilt {', '.join(names)}: {done.events:,} events read, {done.applications:,}"
+        f" applications (an event to each projection reading it) in {seconds:.2f} s"
+        f" ({rate:,.0f} events/s)"
+    )
     return 0

@@ -5,8 +5,9 @@ start-up with a clear message instead of answering requests it cannot serve. By 
 projections and timers run in the same process (``ledger serve`` alone is a complete
 service); with ``run_projections=False`` they are left to ``ledger worker``.
 
-Middleware, outermost first: request id → metrics → body limit → idempotency → FastAPI.
-The body limit sits outside idempotency, which reads whole bodies.
+Middleware, outermost first: request id → metrics → rate limits → body limit → idempotency
+→ FastAPI. The body limit sits outside idempotency, which reads whole bodies; the rate limits
+sit outside both, so a refused request reads no body and claims no key (``rate_limits``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from api.http.idempotency.keys import IdempotencyStore
 from api.http.idempotency.middleware import Idempotency
 from api.http.metrics import MeasureRequests, Metrics
 from api.http.middleware import InputLimits, RequestId
+from api.http.rate_limits import RateLimits
 from api.http.routes import (
     audit,
     checkout,
@@ -58,7 +60,10 @@ def create_app(
             app.state.read_models = runtime.read_models
             app.state.idempotency = idempotency
             app.state.metrics = Metrics(runtime.runner.status, runtime.ledger.writer)
-            yield
+            try:
+                yield
+            finally:  # its claims become another process's to take over at once
+                idempotency.close()
 
     app = FastAPI(
         title="Gig Ledger",
@@ -89,6 +94,7 @@ def create_app(
         app.include_router(sandbox.router)
     app.add_middleware(Idempotency)
     app.add_middleware(InputLimits)
+    app.add_middleware(RateLimits, settings=settings)
     app.add_middleware(MeasureRequests)
     app.add_middleware(RequestId)
     return app

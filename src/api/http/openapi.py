@@ -43,8 +43,9 @@ CODES: dict[int, tuple[str, ...]] = {
     412: ("version_mismatch",),
     413: ("payload_too_large",),
     422: ("validation_failed", "invalid_cursor"),
+    429: ("rate_limited",),
     502: ("gateway_refused",),
-    503: ("not_ready", "busy", "gateway_unavailable"),
+    503: ("not_ready", "busy", "gateway_unavailable", "outcome_unknown"),
 }
 """The ``code`` values an error of each status carries (``ledger.errors`` and the edge's)."""
 
@@ -57,6 +58,8 @@ MEANING = {
     412: "If-Match names another version than the current one",
     413: "The body exceeds 64 KiB",
     422: "A field, parameter or header breaks its rule (``errors`` names each)",
+    429: "Too many commands from this caller, or failed authentications from this address"
+    " (Retry-After)",
     502: "The payment gateway refused the request",
     503: "Try again (Retry-After): the database, the read models or the gateway is not ready",
 }
@@ -148,49 +151,41 @@ UUID_PATH_PARAMETERS = frozenset({"gig_id", "order_id", "payment_id", "notificat
 
 _ORDER = {"order_id": "$response.body#/id"}
 _CARD = {"cardNumber": "4242424242424242", "expiry": "12/99", "cvv": "123", "cardHolderName": "A"}
+
+
+def _each(parameters: dict[str, str], *targets: str) -> dict[str, dict[str, Any]]:
+    return {target: {"parameters": parameters} for target in targets}
+
+
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("create_gig", "201"): {
         "place_order": {"requestBody": {"gigId": "$response.body#/id", "packageId": "basic"}},
-        "get_gig": {"parameters": {"gig_id": "$response.body#/id"}},
-        "revise_gig": {"parameters": {"gig_id": "$response.body#/id"}},
+        **_each({"gig_id": "$response.body#/id"}, "get_gig", "revise_gig"),
     },
-    ("place_order", "201"): {
-        "create_payment": {"parameters": _ORDER},
-        "get_order": {"parameters": _ORDER},
-        "order_history": {"parameters": _ORDER},
-        "order_timeline": {"parameters": _ORDER},
-        "cancel": {"parameters": _ORDER},
-    },
+    ("place_order", "201"): _each(
+        _ORDER, "create_payment", "get_order", "order_history", "order_timeline", "cancel"
+    ),
     ("create_payment", "201"): {
         "pay": {
             "parameters": {"token_id": "$response.body#/checkout/tokenId"},
             "requestBody": _CARD,
         },
-        "get_payment": {"parameters": {"payment_id": "$response.body#/id"}},
-        "sync_payment": {"parameters": {"payment_id": "$response.body#/id"}},
+        **_each({"payment_id": "$response.body#/id"}, "get_payment", "sync_payment"),
     },
-    ("pay", "200"): {
-        "accept": {"parameters": {"order_id": "$response.body#/orderId"}},
-        "order_payment": {"parameters": {"order_id": "$response.body#/orderId"}},
-    },
-    ("accept", "200"): {
-        "deliver": {"parameters": _ORDER},
-        "submit_requirements": {"parameters": _ORDER},
-        "request_cancellation": {"parameters": _ORDER},
-        "open_dispute": {"parameters": _ORDER},
-    },
-    ("deliver", "200"): {
-        "complete": {"parameters": _ORDER},
-        "request_revision": {"parameters": _ORDER},
-    },
-    ("request_revision", "200"): {"deliver": {"parameters": _ORDER}},
-    ("complete", "200"): {"review": {"parameters": _ORDER}},
-    ("open_dispute", "200"): {"resolve_dispute": {"parameters": _ORDER}},
-    ("request_cancellation", "200"): {
-        "cancellation_requests_accept": {"parameters": _ORDER},
-        "cancellation_requests_decline": {"parameters": _ORDER},
-        "cancellation_requests_withdraw": {"parameters": _ORDER},
-    },
+    ("pay", "200"): _each({"order_id": "$response.body#/orderId"}, "accept", "order_payment"),
+    ("accept", "200"): _each(
+        _ORDER, "deliver", "submit_requirements", "request_cancellation", "open_dispute"
+    ),
+    ("deliver", "200"): _each(_ORDER, "complete", "request_revision"),
+    ("request_revision", "200"): _each(_ORDER, "deliver"),
+    ("complete", "200"): _each(_ORDER, "review"),
+    ("open_dispute", "200"): _each(_ORDER, "resolve_dispute"),
+    ("request_cancellation", "200"): _each(
+        _ORDER,
+        "cancellation_requests_accept",
+        "cancellation_requests_decline",
+        "cancellation_requests_withdraw",
+    ),
 }
 """How an answer leads to the next request (OpenAPI links): a gig → an order → its
 payment → the sandbox pays → accept → deliver → complete → review, and the side roads."""
@@ -285,7 +280,7 @@ def _complete(operation: dict[str, Any], method: str) -> None:
 def _common(operation: dict[str, Any], name: str, method: str) -> set[int]:
     statuses = {400}
     if "security" in operation:
-        statuses.add(401)
+        statuses |= {401, 429}  # failed auth per address; commands per caller (rate_limits)
     if "requestBody" in operation:
         statuses |= {413, 422}
     if operation.get("parameters"):
@@ -304,10 +299,10 @@ def _problem_response(status: int) -> dict[str, Any]:
         "description": f"{MEANING[status]} (code: {', '.join(codes)})",
         "content": {"application/problem+json": {"schema": schema}},
     }
-    if status in (409, 503):
+    if status in (409, 429, 503):
         answer["headers"] = {
             "Retry-After": {
-                "description": "Seconds to wait before a retry (idempotency_in_progress, 503)",
+                "description": "Seconds to wait before a retry (idempotency_in_progress, 429, 503)",
                 "schema": {"type": "integer", "minimum": 0},
             }
         }

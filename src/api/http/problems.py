@@ -31,6 +31,7 @@ from ledger.errors import (
     InvalidTransition,
     LedgerError,
     NotFound,
+    OutcomeUnknown,
     ValidationFailed,
     VersionMismatch,
 )
@@ -44,6 +45,7 @@ STATUS_OF: Sequence[tuple[type[LedgerError], int]] = (
     (GatewayRefused, 502),  # before GatewayError, its base
     (GatewayError, 503),
     (Busy, 503),  # transient: not kept as an idempotent answer, and retried
+    (OutcomeUnknown, 503),  # the commit's fate unknown: retry under the same key
     (NotFound, 404),
     (Forbidden, 403),
     (InvalidTransition, 409),
@@ -65,6 +67,7 @@ CODE_OF_STATUS = {
     415: "unsupported_media_type",
     502: "gateway_refused",
     422: "validation_failed",
+    429: "rate_limited",
     503: "not_ready",
 }
 
@@ -165,6 +168,19 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
 
 
+STORE_ERRORS = (OperationalError, InterfaceError)
+"""What the database's own failure raises (down, unreachable, a connection it closed, a
+lock not granted in time), after the library's and our own retries."""
+
+
+def store_down(path: str, request_id: str, error: Exception) -> JSONResponse:
+    """503 ``not_ready`` with ``Retry-After``: nothing of the request was written, and a
+    retry may well succeed."""
+    log.warning("the event store failed in %s [%s]: %s", path, request_id, error)
+    detail = "the event store is not available; nothing was recorded, retry shortly"
+    return problem(503, detail, code="not_ready", headers={"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
@@ -199,9 +215,7 @@ def install(app: FastAPI) -> None:
         """The database failed (down, unreachable, a lock not granted in time): nothing of
         the command was written, and a retry may well succeed."""
         request_id = getattr(request.state, "request_id", "-")
-        log.warning("the event store failed in %s [%s]: %s", request.url.path, request_id, error)
-        detail = "the event store is not available; nothing was recorded, retry shortly"
-        return problem(503, detail, code="not_ready", headers={"Retry-After": "1"})
+        return store_down(request.url.path, request_id, error)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, error: Exception) -> JSONResponse:

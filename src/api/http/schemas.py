@@ -316,7 +316,11 @@ class HistoryEntry(Schema):
 
 
 class History(Schema):
+    """A page of the order's history, oldest first; ``nextAfter`` is the last entry's
+    order version when more follow (send it back as ``after``), else ``null``."""
+
     data: list[HistoryEntry]
+    next_after: int | None
 
 
 class OrderState(Schema):
@@ -339,7 +343,11 @@ class TimelineEntry(Schema):
 
 
 class Timeline(Schema):
+    """A page of the timeline, by position; ``nextAfter`` is the last entry's position when
+    more follow (send it back as ``after``), else ``null``."""
+
     data: list[TimelineEntry]
+    next_after: int | None
 
 
 class Refund(Schema):

@@ -42,8 +42,18 @@ DIRECT_CANCEL_REASONS = (
 """The reasons an order can be cancelled for without an agreement or a dispute."""
 
 
+MAX_CANCELLATION_REQUESTS = 5
+"""Cancellation requests an order takes in its life (withdrawn and declined ones count):
+past them, a party who still wants out opens a dispute, so request/withdraw loops cannot
+grow an order's story without bound."""
+
+
 class Order(Aggregate):
     """A client's order of one package of a freelancer's gig."""
+
+    cancellation_requests = 0
+    """Cancellation requests made so far; a class default, so an order kept before the
+    count existed (a read model's state) reads 0 and counts on from its next request."""
 
     WHO: ClassVar[dict[str, tuple[str, ...]]] = {
         "confirm_payment": ("gateway",),
@@ -247,10 +257,16 @@ class Order(Aggregate):
         self._require(actor, "request_cancellation")
         check_text(reason, "reason", max_length=MAX_TEXT)
         self._require_state("request cancellation of", stage=NEGOTIABLE_STAGES)
+        if self.cancellation_requests >= MAX_CANCELLATION_REQUESTS:
+            raise InvalidTransition(
+                f"this order has had {MAX_CANCELLATION_REQUESTS} cancellation requests;"
+                " open a dispute instead"
+            )
         self._cancellation_requested(reason, actor, timestamp)
 
     @event("CancellationRequested")
     def _cancellation_requested(self, reason: str, actor: Actor, timestamp: datetime) -> None:
+        self.cancellation_requests += 1
         self.stage_before_cancellation = self.stage
         self.stage = Stage.CANCELLATION_REQUESTED
         self.cancellation_by = actor.role

@@ -7,14 +7,20 @@ the way YouCanPay signs it, for the service to deliver to its own webhook endpoi
 
 Test cards: ``4242424242424242`` is paid, ``4000000000000002`` is declined; any other
 number is refused outright, as YouCanPay refuses cards it does not know, and no webhook
-is sent. Tokens name the order (``sbx_<order id hex>``), so the form needs no state of
-its own and survives restarts; transactions are remembered by this process only, for
+is sent. A token is ``sbx_<payment id hex>_<secret>``, the secret 32 random hex digits
+(``secrets.token_hex``), and is stored with the payment (``CheckoutOpened``): the form finds
+the payment by the id part and admits only the token stored with it (``is_token_of``), so it
+needs no state of its own and survives restarts, and a token cannot be computed from an
+order's or a payment's id. Transactions are remembered by this process only, for
 ``lookup``.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import re
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Final
@@ -27,6 +33,10 @@ from ledger.gateway.signing import signature_of, signs
 PAID_CARD: Final = "4242424242424242"
 DECLINED_CARD: Final = "4000000000000002"
 TOKEN_PREFIX: Final = "sbx_"
+SECRET_BYTES: Final = 16
+_TOKEN: Final = re.compile(
+    rf"{TOKEN_PREFIX}(?P<payment>[0-9a-f]{{32}})_[0-9a-f]{{{2 * SECRET_BYTES}}}", re.ASCII
+)
 
 
 @dataclass(frozen=True)
@@ -38,17 +48,17 @@ class SignedWebhook:
     paid: bool
 
 
-def order_of_token(token_id: str) -> UUID:
-    """The order a sandbox token was opened for.
+def payment_of_token(token_id: str) -> UUID | None:
+    """The payment a sandbox token names, or None for anything not shaped like one."""
+    found = _TOKEN.fullmatch(token_id)
+    return UUID(hex=found["payment"]) if found else None
 
-    Raises: ValidationFailed, for anything that is not a sandbox token.
-    """
-    try:
-        if not token_id.startswith(TOKEN_PREFIX):
-            raise ValueError(token_id)
-        return UUID(hex=token_id.removeprefix(TOKEN_PREFIX))
-    except ValueError:
-        raise ValidationFailed("not a sandbox checkout token", field="tokenId") from None
+
+def is_token_of(token_id: str, stored: str | None) -> bool:
+    """Whether ``token_id`` is the token stored with the payment, compared in constant time."""
+    if stored is None:
+        return False
+    return hmac.compare_digest(token_id.encode(), stored.encode())
 
 
 class Sandbox:
@@ -63,7 +73,10 @@ class Sandbox:
         self._lock = threading.Lock()
 
     def tokenize(self, request: CheckoutRequest) -> Checkout:
-        token = f"{TOKEN_PREFIX}{UUID(request.order_id).hex}"
+        """A checkout for the payment ``request.metadata["payment_id"]`` names, with a
+        random secret: the token is the form's only credential."""
+        payment = UUID(request.metadata["payment_id"])
+        token = f"{TOKEN_PREFIX}{payment.hex}_{secrets.token_hex(SECRET_BYTES)}"
         return Checkout(token, f"{self._public_url}/sandbox/payment-form/{token}")
 
     def lookup(self, transaction_id: str) -> Transaction:

@@ -27,6 +27,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Notification,
     Recording,
 )
 from eventsourcing.utils import Environment
@@ -42,8 +43,8 @@ from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound
 from ledger.gateway.port import PaymentGateway
 from ledger.receipts import Receipt, ReceiptEntry
-from ledger.service.commit import Batching, Deferred, GroupCommit, Pending
-from ledger.store import RECORDER_TOPICS, Receipts
+from ledger.service.commit import Batching, Deferred, GroupCommit, Pending, Retried
+from ledger.store import RECORDER_TOPICS, EventsAt, Receipts, insert_attempts
 
 log = logging.getLogger("ledger")
 A = TypeVar("A", bound=Aggregate)
@@ -106,7 +107,11 @@ class LedgerBase(Application[UUID]):
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
         self.writer = GroupCommit(
-            self._insert, self._after_commit, self._latest_version, batching or Batching()
+            self._insert,
+            self._after_commit,
+            self._latest_version,
+            batching or Batching(),
+            self._stored_at,
         )
 
     def close(self) -> None:
@@ -207,8 +212,10 @@ class LedgerBase(Application[UUID]):
             try:
                 recordings = self.writer.record(self._pending(aggregates, receipt))
             except IntegrityError as error:
-                # Our own commit may have gone through with its acknowledgement lost (the
-                # store's driver then retried it): a keyed command finds its receipt.
+                # The writer has already told a commit that went through with its
+                # acknowledgement lost (the events it holds are ours: ``Done``) from a race
+                # lost; a keyed command still looks for its receipt, which an earlier run
+                # of the same request may have left.
                 recorded = self._recorded_before(receipt) if receipt else None
                 if recorded is not None:
                     return recorded
@@ -253,7 +260,13 @@ class LedgerBase(Application[UUID]):
                 entries.append(
                     ReceiptEntry(pending.receipt, answer.id, answer.version, end - 1, now)
                 )
-        return self.recorder.insert_events(stored, receipts=entries) or []
+        insert_attempts()  # counts from here
+        try:
+            return self.recorder.insert_events(stored, receipts=entries) or []
+        except IntegrityError as error:
+            if insert_attempts() > 1:  # the store's retry: the first attempt may be stored
+                raise Retried(str(error)) from error
+            raise
 
     def _after_commit(self, batch: Sequence[Pending], recordings: list[Recording[UUID]]) -> None:
         """What the library's ``save`` does after recording: cache, snapshots, listeners.
@@ -270,6 +283,21 @@ class LedgerBase(Application[UUID]):
         except Exception:
             log.exception("taking a snapshot failed (the events are recorded)")
         self._notify(recordings)
+
+    def _stored_at(self, keys: Sequence[tuple[UUID, int]], wait: bool) -> list[Notification]:
+        """The events stored at ``keys`` with their positions (the writer compares them with
+        what a command whose commit failed had sent: ``GroupCommit._recover``)."""
+        if isinstance(self.recorder, EventsAt):
+            return self.recorder.events_at(keys, wait)
+        # The library's in-memory store (unit tests): its commits are never in doubt, but
+        # the same answer is found the slow way, from the whole log.
+        wanted, found, start = set(keys), [], 1
+        while True:
+            page = self.recorder.select_notifications(start, 1_000)
+            found += [n for n in page if (n.originator_id, n.originator_version) in wanted]
+            if len(page) < 1_000:
+                return found
+            start = page[-1].id + 1
 
     def _latest_version(self, aggregate_id: UUID) -> int:
         latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)

@@ -27,7 +27,15 @@ A batch never fails an innocent command:
   on SQLite), and each further batch would wait out the same retries before failing, every
   caller queued behind it waiting too; answered now, they can retry (503 with
   ``Retry-After``) when the store is back;
-- any other failure halves the batch until the command that causes it fails alone.
+- any other failure halves the batch until the command that causes it fails alone;
+- a failed transaction may have committed all the same, its acknowledgement lost (the
+  connection died after COMMIT; the driver's retry then met the first attempt's rows as an
+  ``IntegrityError``). So before any command of a failed insert is failed or sent back, the
+  writer reads what the store holds at each (aggregate, version) the command wrote and
+  compares it, bytes for bytes, with what it sent: a command found whole is answered as
+  committed (with the positions found, and what follows a commit runs for it); one found in
+  part, or whose events cannot be read, fails with ``OutcomeUnknown``; only one of which
+  nothing was found gets the failure (it was not recorded).
 
 With ``enabled=False`` each command is recorded in its caller's thread in a transaction of
 its own, by the same code: the mode to compare and debug against. A command issued from the
@@ -61,6 +69,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
+from ledger.errors import OutcomeUnknown
 from ledger.receipts import Receipt
 
 log = logging.getLogger("ledger.commit")
@@ -104,12 +113,22 @@ class Deferred(IntegrityError):
     aggregate went first."""
 
 
+class Retried(IntegrityError):
+    """An insert failed with the store's failure, was retried, and the retry met rows that
+    are there: perhaps those of the first attempt, committed unacknowledged."""
+
+
 Insert = Callable[[list[Pending]], Sequence[int]]
 """Inserts a batch's stored events in one transaction; returns their positions."""
 After = Callable[[Sequence[Pending], list[Recording[UUID]]], None]
 """What follows a commit (cache, snapshots, listeners): never the commands' failure."""
 Latest = Callable[[UUID], int]
 """The version the store holds of an aggregate (0 for none)."""
+Read = Callable[[Sequence[tuple[UUID, int]], bool], Sequence[Notification]]
+"""The events the store holds at the given (aggregate id, version) keys, with positions;
+the flag: first wait for insert transactions still open to end (after a failure of the
+store, when a COMMIT may still be on its way; not after an integrity error, whose rows
+the store has already waited for)."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +144,13 @@ class Batching:
 class GroupCommit:
     """One writer thread per application, started with the first command."""
 
-    def __init__(self, insert: Insert, after: After, latest: Latest, batching: Batching) -> None:
+    def __init__(
+        self, insert: Insert, after: After, latest: Latest, batching: Batching, read: Read
+    ) -> None:
         self._insert = insert
         self._after = after
         self._latest = latest
+        self._read = read
         self.batching = batching
         self._queue: SimpleQueue[Pending | None] = SimpleQueue()
         self._lock = threading.Lock()
@@ -277,6 +299,15 @@ class GroupCommit:
             try:
                 positions = self._insert(batch)
             except IntegrityError as error:
+                if isinstance(error, Retried):
+                    try:
+                        # The retry of a commit that went through meets its own rows.
+                        batch = self._recover(batch, wait=False)
+                    except (OperationalError, InterfaceError) as failure:  # reading
+                        _fail(batch, _unknown(failure))
+                        return failure
+                    if not batch:
+                        return None
                 try:
                     stale = batch if len(batch) == 1 else self._stale(batch)
                 except (OperationalError, InterfaceError) as failure:  # asking the store
@@ -287,7 +318,13 @@ class GroupCommit:
                 _fail(stale, error)
                 batch = [pending for pending in batch if pending not in stale]
             except (OperationalError, InterfaceError) as error:  # the store itself
-                _fail(batch, error)
+                try:
+                    # The connection may have died after COMMIT reached the store.
+                    batch = self._recover(batch, wait=True)
+                except (OperationalError, InterfaceError):
+                    _fail(batch, _unknown(error))
+                    return error
+                _fail(batch, error)  # nothing of theirs is stored: not recorded
                 return error
             except Exception as error:
                 if len(batch) == 1:
@@ -319,6 +356,43 @@ class GroupCommit:
                 for aggregate_id, version in pending.first_versions().items()
             )
         ]
+
+    def _recover(self, batch: list[Pending], *, wait: bool) -> list[Pending]:
+        """After an insert of ``batch`` failed: answer as committed each command the store
+        holds exactly (its acknowledgement was lost), fail with ``OutcomeUnknown`` each one
+        it holds in part; returns the others, of which it holds nothing.
+
+        Raises: the store's failure (``OperationalError``, ``InterfaceError``) if it cannot
+        be read.
+        """
+        keys = [_key(saved) for pending in batch for saved in pending.stored]
+        found = {
+            (note.originator_id, note.originator_version): note for note in self._read(keys, wait)
+        }
+        committed: list[Pending] = []
+        positions: list[int] = []
+        partly: list[Pending] = []
+        rest: list[Pending] = []
+        for pending in batch:
+            notes = [found.get(_key(saved)) for saved in pending.stored]
+            same = [_same(note, saved) for note, saved in zip(notes, pending.stored, strict=True)]
+            if all(same):
+                committed.append(pending)
+                positions.extend(note.id for note in notes if note is not None)
+            elif any(same):
+                partly.append(pending)
+            else:
+                rest.append(pending)
+        if partly:
+            _fail(partly, OutcomeUnknown(_PARTLY))
+            log.error("%d commands found stored in part after a failed commit", len(partly))
+        if committed:
+            log.warning(
+                "%d commands were committed though the store answered with a failure",
+                len(committed),
+            )
+            self._committed(committed, positions)
+        return rest
 
     def _committed(self, batch: list[Pending], positions: Sequence[int]) -> None:
         """Answer each command with its own recordings, then do what follows a commit.
@@ -363,6 +437,34 @@ def _fail(commands: Sequence[Pending], error: BaseException) -> None:
             own = error
         own.__cause__ = error.__cause__  # a copy has its args, not its cause
         pending.outcome.set_exception(own)
+
+
+_PARTLY = (
+    "the store failed around this command's commit and holds only some of its events; it"
+    " cannot tell whether the command was recorded"
+)
+
+
+def _unknown(failure: Exception) -> OutcomeUnknown:
+    unknown = OutcomeUnknown(
+        "the store failed around this command's commit and could not be read to tell whether"
+        " it was recorded; retry with the same Idempotency-Key, or read the resource first"
+    )
+    unknown.__cause__ = failure
+    return unknown
+
+
+def _key(saved: StoredEvent) -> tuple[UUID, int]:
+    """Where ``saved`` goes in the store: its aggregate's id and its version."""
+    originator_id = saved.originator_id
+    if not isinstance(originator_id, UUID):
+        originator_id = UUID(originator_id)
+    return originator_id, saved.originator_version
+
+
+def _same(note: Notification | None, saved: StoredEvent) -> bool:
+    """Whether the store holds exactly ``saved`` (its bytes: topic and state)."""
+    return note is not None and note.topic == saved.topic and bytes(note.state) == saved.state
 
 
 def _notification(saved: StoredEvent, position: int) -> Notification:

@@ -6,6 +6,14 @@ themselves), never a read model that could lag or have been shaped for another q
 The library loads one aggregate's events without their notification ids (positions), and
 selects notifications only by position; here both streams are read with their positions in
 one indexed query, in one snapshot of the store, and replayed in memory.
+
+**Paging is by log position** (``after``, ``limit``, ``next_after``), the way the audit feed
+pages the whole log: the position is the one order the two streams share (an order's and its
+payment's versions both start at 1), it is what every entry already shows, and it stays
+valid as the order goes on (new events only come after it). Each entry's state is the
+order's after that event, so the events before ``after`` are replayed too; they are few,
+as an order's life is bounded (``Order.MAX_CANCELLATION_REQUESTS`` caps its one open-ended
+loop). ``limit=None`` gives the whole story (``ledger dispute``).
 """
 
 from __future__ import annotations
@@ -52,13 +60,19 @@ class Timeline:
     order: Order
     payment: Payment | None
     entries: list[TimelineEntry]
+    next_after: int | None = None
+    """The last entry's position when more follow it (ask again with ``after`` set to it);
+    ``None`` when ``entries`` reach the end of the story."""
 
 
 class TimelineCommands(LedgerBase):
     """Reading an order's history from the events (support, auditors, the parties)."""
 
-    def order_timeline(self, caller: Caller, order_id: UUID) -> Timeline:
-        """Every event of the order and of its payment, oldest first.
+    def order_timeline(
+        self, caller: Caller, order_id: UUID, after: int = 0, limit: int | None = None
+    ) -> Timeline:
+        """The events of the order and of its payment at positions after ``after``, oldest
+        first: at most ``limit`` of them (every one when ``None``).
 
         Raises:
             NotFound: no such order (an id of something else included), or not the caller's.
@@ -79,7 +93,10 @@ class TimelineCommands(LedgerBase):
         if order is None:
             raise NotFound(f"order {order_id} not found")
         access.require_visible(caller, order)
-        return Timeline(order, payment, entries)
+        entries = [entry for entry in entries if entry.position > after]
+        if limit is None or len(entries) <= limit:
+            return Timeline(order, payment, entries)
+        return Timeline(order, payment, entries[:limit], entries[limit - 1].position)
 
     def _events_of(self, *ids: UUID) -> list[tuple[int, Aggregate.Event]]:
         """The decoded events of the aggregates ``ids`` with their positions, by position."""

@@ -51,10 +51,33 @@ class OrderQueries:
         return page(self.db, "orders", filters, limit, starting_after, order_view)
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's whole history, oldest first."""
         rows = self.db.read(
             "SELECT * FROM order_history WHERE order_id = :id ORDER BY version", {"id": order_id}
         )
         return [history_view(row) for row in rows]
+
+    def history_page(self, order_id: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """``{"data": [...], "nextAfter"}``: up to ``limit`` entries of the order's history
+        after the order's version ``after``, oldest first; ``nextAfter`` is the last
+        entry's version when more follow, else ``None``.
+
+        Paged by the order's version rather than by ``startingAfter`` and an item id: the
+        entries have no id of their own, the table is keyed ``(order_id, version)`` (each
+        page one range of that index), and a version stays a valid cursor as the order
+        goes on. It is the ``after``/``nextAfter`` style of the timeline and audit feed.
+        """
+        rows = self.db.read(
+            "SELECT * FROM order_history WHERE order_id = :id AND version > :after"
+            " ORDER BY version LIMIT :limit",
+            {"id": order_id, "after": after, "limit": limit + 1},
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "data": [history_view(row) for row in rows],
+            "nextAfter": rows[-1]["version"] if more else None,
+        }
 
     # deadlines: candidates only; the write side decides each one again
 

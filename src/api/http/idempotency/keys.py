@@ -10,8 +10,15 @@ true``; the same key with another request is ``idempotency_conflict``.
 On the usual path each step is one statement, committed by itself (the claim's insert, the
 answer's update): one round trip each.
 
-Answers of 5xx are not kept (the client should retry; nothing was stored). A claim whose
-request never finished (its process died) is released after ``STALE_CLAIM``. The retry that
+Answers of 5xx are not kept (the client should retry; nothing was stored). Each claim names
+its *owner*, the store of one process start (``owner``: its pid and a uuid4). A claim whose
+owner is gone is taken over at once: on PostgreSQL each store holds a session advisory lock
+keyed by its owner on a connection of its own for its whole life, so a claimant that can
+take that lock (and drops it at once) knows the owner's session ended (the process died);
+on SQLite (one machine) the owner's pid no longer runs, or it is this very process and the
+owner is not one of its live stores (an earlier start). A claim whose request never finished
+for another reason (an owner still alive, a claim older than owners) is released after
+``STALE_CLAIM``, the last resort. The retry that
 then wins it may follow a run that did commit: the command looks for that run's receipt,
 written in the transaction of its events (``ledger.receipts``), and answers from it instead of
 acting again. Commands that create things also derive the new id from the key and the
@@ -22,13 +29,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID, uuid5
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+import psycopg
 
 from ledger.clock import Clock, iso
 from ledger.receipts import RECEIPTS_TABLE
-from projections.db import Database, Row
+from projections.db import Database, Row, Txn
 
 RETENTION = timedelta(hours=24)
 STALE_CLAIM = timedelta(minutes=2)
@@ -46,9 +59,24 @@ SCHEMA = (
 
 
 _INSERT = (
-    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at)"
-    " VALUES (:caller_id, :key, :hash, :now) ON CONFLICT DO NOTHING"
+    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at, owner)"
+    " VALUES (:caller_id, :key, :hash, :now, :owner) ON CONFLICT DO NOTHING"
 )
+_OWNER_LOCKS = 0x4C49
+"""The first key of the owners' advisory locks (the second: ``hashtext(owner)``)."""
+_LIVE: set[str] = set()
+"""The owners of this process's open stores."""
+_LIVE_GUARD = threading.Lock()
+
+
+def _pid_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
 
 
 def _lapsed(row: Row, now: datetime) -> bool:
@@ -87,30 +115,102 @@ class Claim:
 
 
 class IdempotencyStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, owner: str | None = None) -> None:
         self.db = db
         self.clock = clock
         self._blob = "BYTEA" if db.postgres else "BLOB"
+        self.owner = owner or f"{os.getpid()}:{uuid4().hex}"
+        """Who claims keys through this store: this process's start (pid, then a uuid4)."""
+        self._lock: psycopg.Connection[Any] | None = None
+        self._guard = threading.Lock()
+        with _LIVE_GUARD:
+            _LIVE.add(self.owner)
+        weakref.finalize(self, _forget, self.owner, self.__dict__)
 
     def setup(self) -> None:
         with self.db.transaction() as txn:
             txn.lock_schema()
             for statement in SCHEMA:
                 txn.execute(statement.replace("BYTEA", self._blob))
+            if self.db.postgres:
+                txn.execute("ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS owner TEXT")
+            elif not any(
+                row["name"] == "owner" for row in txn.all("PRAGMA table_info(idempotency_keys)")
+            ):
+                txn.execute("ALTER TABLE idempotency_keys ADD COLUMN owner TEXT")
+        self._hold_owner_lock()
+
+    def close(self) -> None:
+        """Let go of the owner's lock (its claims are then taken over at once)."""
+        with self._guard:
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
+        with _LIVE_GUARD:
+            _LIVE.discard(self.owner)
+
+    def _hold_owner_lock(self) -> None:
+        """PostgreSQL: hold the owner's advisory lock on a session of its own (again, if
+        the database closed that session)."""
+        if not self.db.postgres:
+            return
+        with self._guard:
+            if self._lock is not None and not self._lock.closed and not self._lock.broken:
+                return
+            from projections.postgres import _connect  # the read side's dedicated sessions
+
+            recorder: Any = self.db.recorder
+            try:
+                self._lock = _connect(recorder)
+                self._lock.execute(
+                    "SELECT pg_advisory_lock(%s, hashtext(%s))", (_OWNER_LOCKS, self.owner)
+                )
+            except psycopg.Error:
+                self._lock = None  # claims stay safe: others wait out STALE_CLAIM
+
+    def _gone(self, txn: Txn, owner: str | None) -> bool:
+        """Whether the owner of an unfinished claim is gone (its claim can be taken over)."""
+        if owner is None or owner == self.owner:
+            return False
+        if self.db.postgres:
+            # Taken only if no session holds it, and dropped with this transaction.
+            row = txn.one(
+                "SELECT pg_try_advisory_xact_lock(:locks, hashtext(:owner)) AS free",
+                {"locks": _OWNER_LOCKS, "owner": owner},
+            )
+            return bool(row and row["free"])
+        pid, _, _ = owner.partition(":")
+        if not pid.isdigit():
+            return False
+        if int(pid) == os.getpid():  # an earlier start in this process, or a live store
+            with _LIVE_GUARD:
+                return owner not in _LIVE
+        return not _pid_runs(int(pid))
 
     def claim(self, caller_id: str, key: str, digest: str) -> Claim:
         """Take the key, or say what to answer instead. One INSERT on the usual path."""
         now = self.clock()
-        values = {"caller_id": caller_id, "key": key, "hash": digest, "now": iso(now)}
+        self._hold_owner_lock()
+        values = {
+            "caller_id": caller_id,
+            "key": key,
+            "hash": digest,
+            "now": iso(now),
+            "owner": self.owner,
+        }
         if self.db.statement(_INSERT, values):
             return Claim(won=True)
         with self.db.transaction() as txn:
             row = txn.one(
-                "SELECT request_hash, status, headers, body, created_at FROM idempotency_keys"
-                " WHERE caller_id = :caller_id AND key = :key",
+                "SELECT request_hash, status, headers, body, created_at, owner"
+                " FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key",
                 values,
             )
-            if row is None or _lapsed(row, now):  # expired, or its request died: start over
+            if (
+                row is None
+                or _lapsed(row, now)  # expired, or its request died long ago
+                or (row["status"] is None and self._gone(txn, row["owner"]))  # its owner died
+            ):  # start over
                 # Two requests may both find the row lapsed: only the one that deletes the
                 # row it read may take the key (the other would delete the first's claim).
                 if row is not None and not txn.execute(
@@ -161,3 +261,12 @@ class IdempotencyStore:
         with self.db.transaction() as txn:
             txn.execute(f"DELETE FROM {RECEIPTS_TABLE} WHERE recorded_at < :cutoff", cutoff)
             return txn.execute("DELETE FROM idempotency_keys WHERE created_at < :cutoff", cutoff)
+
+
+def _forget(owner: str, state: dict[str, Any]) -> None:
+    """A store collected unclosed: its owner is gone from this process."""
+    lock = state.get("_lock")
+    if lock is not None:
+        lock.close()
+    with _LIVE_GUARD:
+        _LIVE.discard(owner)

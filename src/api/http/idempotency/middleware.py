@@ -7,16 +7,20 @@ got. The store and the token check come from ``app.state`` (set in the lifespan)
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
+
 from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.auth import Authenticator
 from api.http.idempotency.keys import MAX_KEY, IdempotencyStore, Stored, derived_id, request_hash
 from api.http.middleware import header
-from api.http.problems import ApiError, problem
+from api.http.problems import STORE_ERRORS, ApiError, problem, store_down
 from ledger.receipts import Receipt, keyed
 
 REPLAYED = (b"idempotent-replayed", b"true")
+log = logging.getLogger("api.http.idempotency")
 
 
 class Idempotency:
@@ -58,7 +62,12 @@ class Idempotency:
         digest = request_hash(scope["method"], scope["path"], query, body)
         # The id a creating route gives its aggregate (``deps.NewId``): one per request.
         scope.setdefault("state", {})["new_id"] = derived_id(caller_id, key, digest)
-        claim = await to_thread.run_sync(store.claim, caller_id, key, digest)
+        try:
+            claim = await to_thread.run_sync(store.claim, caller_id, key, digest)
+        except STORE_ERRORS as error:  # outside FastAPI: its handlers never see this
+            request_id = scope.get("state", {}).get("request_id", "-")
+            await store_down(scope["path"], request_id, error)(scope, receive, send)
+            return
         if claim.conflict:
             detail = (
                 "this Idempotency-Key was used with another request and stays bound to that"
@@ -79,10 +88,7 @@ class Idempotency:
         receipt = Receipt(caller_id, key, digest, recheck=claim.recheck)
         with keyed(receipt):  # the command records its receipt with its events
             stored = await self._run(scope, body, send, store, receipt)
-        if stored.status >= 500:
-            await to_thread.run_sync(store.release, caller_id, key)
-        else:
-            await to_thread.run_sync(store.complete, caller_id, key, stored)
+        await _keep(store, caller_id, key, stored)
 
     async def _run(
         self,
@@ -120,9 +126,25 @@ class Idempotency:
         try:
             await self.app(scope, replay_body, keep)
         except BaseException:
-            await to_thread.run_sync(store.release, receipt.caller_id, receipt.key)
+            with suppress(*STORE_ERRORS):  # the claim then lapses, and a retry rechecks
+                await to_thread.run_sync(store.release, receipt.caller_id, receipt.key)
             raise
         return Stored(status, headers, b"".join(chunks))
+
+
+async def _keep(store: IdempotencyStore, caller_id: str, key: str, stored: Stored) -> None:
+    """Keep the answer the client has been sent (a 5xx frees the key instead). It is sent
+    already, so a failing database cannot change it: the claim is left to lapse, or to be
+    taken over, and the retry then looks for the command's receipt before acting."""
+    try:
+        if stored.status >= 500:
+            await to_thread.run_sync(store.release, caller_id, key)
+        else:
+            await to_thread.run_sync(store.complete, caller_id, key, stored)
+    except STORE_ERRORS as error:
+        log.warning("the answer under an Idempotency-Key was not kept: %s", error)
+        with suppress(*STORE_ERRORS):
+            await to_thread.run_sync(store.release, caller_id, key)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
+from ledger.domain.values import OrderStatus, PaymentStatus
 from ledger.errors import NotFound
 from ledger.service import Done
 from projections.orders.projection import order_row
@@ -54,6 +55,10 @@ class ExactJSONRoute(APIRoute):
         return exact
 
 
+OrderStatusQuery = Annotated[str | None, Query(json_schema_extra={"enum": [*OrderStatus]})]
+PaymentStatusQuery = Annotated[str | None, Query(json_schema_extra={"enum": [*PaymentStatus]})]
+"""A list's ``status`` filter, documented as its enum; checked by the query (``check_choice``),
+whose 422 names the choices."""
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(alias="startingAfter", max_length=64)]
 

@@ -13,6 +13,7 @@ from api.http.routes.common import (
     Cursor,
     ExactJSONRoute,
     Limit,
+    OrderStatusQuery,
     done_order,
     order_answer,
     parse_id,
@@ -20,7 +21,6 @@ from api.http.routes.common import (
 )
 from ledger import access
 from ledger.actors import Caller
-from ledger.domain.values import OrderStatus
 from ledger.errors import Forbidden, NotFound
 from projections.db import Row
 from projections.orders.queries import order_view
@@ -52,9 +52,7 @@ def place_order(
 def list_orders(
     caller: CallerDep,
     models: ReadModelsDep,
-    status: Annotated[
-        str | None, Query(max_length=32, json_schema_extra={"enum": [*OrderStatus]})
-    ] = None,
+    status: OrderStatusQuery = None,
     as_: Annotated[Literal["client", "freelancer"] | None, Query(alias="as")] = None,
     user_id: Annotated[str | None, Query(alias="userId", max_length=255)] = None,
     limit: Limit = 20,
@@ -96,11 +94,20 @@ def get_order(
 
 
 @router.get("/{order_id}/history", response_model=schemas.History, dependencies=[Fresh])
-def order_history(order_id: str, caller: CallerDep, models: ReadModelsDep) -> dict[str, Any]:
-    """Every status and stage the order went through, oldest first, with who and when."""
+def order_history(
+    order_id: str,
+    caller: CallerDep,
+    models: ReadModelsDep,
+    after: Annotated[int, Query(ge=0, le=10**6)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Every status and stage the order went through, oldest first, with who and when:
+    the entries after the order's version ``after``; continue from ``nextAfter`` until it
+    is ``null``. Paged by version, not ``startingAfter``: the entries have no id, and the
+    read model is keyed by the order's version (``OrderQueries.history_page``)."""
     oid = str(parse_id(order_id, "order"))
     visible_order(models, caller, oid)
-    return {"data": models.orders.history(oid)}
+    return models.orders.history_page(oid, after, limit)
 
 
 def visible_order(models: ReadModels, caller: Caller, order_id: str) -> Row:

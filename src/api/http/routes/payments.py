@@ -8,10 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, payment_answer, tag
+from api.http.routes.common import (
+    Cursor,
+    ExactJSONRoute,
+    Limit,
+    PaymentStatusQuery,
+    parse_id,
+    payment_answer,
+    tag,
+)
 from api.http.routes.orders import visible_order
 from ledger import access
-from ledger.domain.values import PaymentStatus
 from ledger.errors import NotFound
 from projections.payments.queries import payment_view
 
@@ -80,9 +87,7 @@ def order_payment(
 def list_payments(
     caller: CallerDep,
     models: ReadModelsDep,
-    status: Annotated[
-        str | None, Query(max_length=32, json_schema_extra={"enum": [*PaymentStatus]})
-    ] = None,
+    status: PaymentStatusQuery = None,
     order_id: Annotated[str | None, Query(alias="orderId", max_length=64)] = None,
     transaction_id: Annotated[str | None, Query(alias="transactionId", max_length=255)] = None,
     limit: Limit = 20,

@@ -5,6 +5,11 @@
 our own webhook handling (``api.http.webhooks.receive``, exactly as a real one), then sends a
 browser on to the checkout's success or error page — or answers JSON to a JSON request.
 Those pages (``routes.checkout``) are served whatever the gateway.
+
+The token in the path is the only credential: the form admits it only when it is the one
+stored with the payment it names (``ledger.gateway.sandbox``), and every other token is the
+same 404, so the form tells nothing of which orders or payments exist. Every answer carries
+``PAGE_HEADERS`` (``routes.checkout.PageRoute``).
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.http.problems import ApiError, invalid
-from api.http.routes.checkout import page
+from api.http.routes.checkout import PageRoute, page
 from api.http.webhooks import receive
-from ledger.domain.payment import Payment, payment_id_for
+from ledger.domain.payment import Payment
 from ledger.domain.values import PaymentStatus
 from ledger.errors import NotFound, ValidationFailed
-from ledger.gateway.sandbox import Sandbox, order_of_token
+from ledger.gateway.sandbox import Sandbox, is_token_of, payment_of_token
 from ledger.money import from_centimes
 from ledger.service import LedgerApp
 
-router = APIRouter(tags=["sandbox gateway"], include_in_schema=True)
+router = APIRouter(tags=["sandbox gateway"], include_in_schema=True, route_class=PageRoute)
+UNKNOWN_CHECKOUT = "no such checkout"
+"""The one detail of every token the form does not admit, whatever the reason."""
 
 
 class Card(BaseModel):
@@ -72,11 +79,20 @@ def _sandbox(ledger: LedgerApp) -> Sandbox:
 
 
 def _payment(ledger: LedgerApp, token_id: str) -> Payment:
+    """The payment whose stored checkout token is ``token_id``.
+
+    Raises: NotFound, with the same detail for a malformed token, an unknown payment and a
+    token that is not the payment's own."""
+    payment_id = payment_of_token(token_id)
     try:
-        order_id = order_of_token(token_id)
-    except ValidationFailed:
-        raise NotFound(f"checkout {token_id} not found") from None
-    return ledger.get_payment_for_checkout(payment_id_for(order_id))
+        if payment_id is not None:
+            payment = ledger.get_payment_for_checkout(payment_id)
+            stored = payment.checkout["token_id"] if payment.checkout else None
+            if is_token_of(token_id, stored):
+                return payment
+    except NotFound:
+        pass
+    raise NotFound(UNKNOWN_CHECKOUT)
 
 
 @router.get("/sandbox/payment-form/{token_id}", response_class=HTMLResponse)
