@@ -638,3 +638,25 @@ def test_a_retry_after_its_owner_died_is_answered_from_the_receipt_at_once(
     retry = send(api, request)
     assert_replay_of(retry, first)
     assert head(api) == stored
+
+
+def test_a_claim_whose_insert_was_tried_twice_is_still_won(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's INSERT committed but its answer was lost, and the statement was tried
+    again on a fresh connection (``Database.statement``): the second try meets the first's
+    row. That row is this very claim (its ``claim_id``), so the key is won — not refused as
+    in progress, with nobody to finish it, for two minutes."""
+    store = api.app.state.idempotency
+    db = store.db
+    first = db.statement
+
+    def committed_then_tried_again(sql: str, params: Any = None) -> int:
+        first(sql, params)  # committed; the answer "lost"
+        return first(sql, params)  # the retry: nothing inserted
+
+    monkeypatch.setattr(db, "statement", committed_then_tried_again)
+    claim = store.claim("caller", KEY, "hash")
+    monkeypatch.undo()
+    assert claim.won and not claim.recheck
+    assert not store.claim("caller", KEY, "hash").won, "a second request still waits"

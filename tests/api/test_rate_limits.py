@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.http.app import create_app
+from api.http.auth import Authenticator
+from api.http.rate_limits import RateLimits
 from ledger.settings import SettingsError, load_settings
 from tests.api.conftest import BASIC, Api
 from tests.conftest import FakeClock
@@ -203,3 +207,42 @@ def test_the_defaults_and_good_values(monkeypatch: Any) -> None:
     assert load_settings(LEDGER_RATE_LIMIT_COMMANDS="OFF", _env_file=None).rate_limit_commands == (
         "off"
     )
+
+
+def test_a_guessed_token_counts_before_it_is_answered(tmp_path: Path) -> None:
+    """A bad token is a failure already when it arrives: it is counted before the request
+    runs, so guesses sent together cannot all pass the limit before the first is counted."""
+    settings = load_settings(
+        LEDGER_DATABASE_URL=f"sqlite:///{tmp_path / 'l.db'}",
+        LEDGER_VAR_DIR=str(tmp_path),
+        LEDGER_RATE_LIMIT_FAILED_AUTH="1/minute",
+        _env_file=None,
+    )
+    seen: list[bool] = []
+
+    async def downstream(scope: Scope, receive: Receive, send: Send) -> None:
+        item = limits.failed_auth[0]  # while the first guess is still running:
+        seen.append(limits.limiter.test(item, "failed-auth", "127.0.0.1"))
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limits = RateLimits(downstream, settings)
+    app = FastAPI()
+    app.state.auth = Authenticator(b"x" * 32)
+    scope_app: ASGIApp = limits
+
+    async def run() -> None:
+        scope = {"type": "http", "method": "GET", "path": "/v1/orders", "app": app,
+                 "headers": [(b"authorization", b"Bearer guess")], "client": ("127.0.0.1", 1),
+                 "query_string": b"", "state": {}}  # fmt: skip
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        await scope_app(scope, receive, send)
+
+    anyio.run(run)
+    assert seen == [False], "the guess was counted before it ran: no room left for another"

@@ -13,7 +13,7 @@ sit outside both, so a refused request reads no body and claims no key (``rate_l
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -51,19 +51,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with Runtime(settings, clock) as runtime:
-            idempotency = IdempotencyStore(runtime.db, clock)
+        runtime = Runtime(settings, clock)
+        idempotency = IdempotencyStore(runtime.db, clock)  # no I/O until ``setup``
+        with ExitStack() as closing:
+            closing.callback(idempotency.close)  # last: its claims then are others' to take
+            closing.enter_context(runtime)  # first: records what is queued, answers it
             idempotency.setup()
-            # Keys are this edge's own, so it forgets them itself, with or without projections.
+            # Keys are this edge's own, so it forgets them itself, projections or not.
             runtime.start(apply=run_projections, chores=[idempotency.purge])
             app.state.ledger, app.state.runner = runtime.ledger, runtime.runner
             app.state.read_models = runtime.read_models
             app.state.idempotency = idempotency
             app.state.metrics = Metrics(runtime.runner.status, runtime.ledger.writer)
-            try:
-                yield
-            finally:  # its claims become another process's to take over at once
-                idempotency.close()
+            yield
 
     app = FastAPI(
         title="Gig Ledger",

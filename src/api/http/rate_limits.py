@@ -17,8 +17,8 @@ Two limits, each a ``limits`` rate string from the settings (``0``/``off`` disab
   429 at once, before the app checks anything (so guessing tokens costs the guesser, not
   us); a request from the same address **with** a valid token goes on as usual, so a
   shared address (an office behind NAT) is not shut out by one bad client. The address is
-  the ASGI client's: behind a proxy, run uvicorn with ``--proxy-headers`` and
-  ``--forwarded-allow-ips`` so it is the caller's, not the proxy's.
+  the ASGI client's: behind a proxy on another host, set ``FORWARDED_ALLOW_IPS`` to the
+  proxy's address (``ledger serve``'s uvicorn reads it) so it is the caller's, not the proxy's.
 
 Only ``/v1`` is limited, and not its gateway webhook (signed, sent by YouCanPay, not a
 caller): the operations probes (``/healthz``, ``/readyz``, ``/metrics``), the checkout and
@@ -109,7 +109,10 @@ class RateLimits:
             await self.app(scope, receive, send)
             return
         address = scope["client"][0] if scope.get("client") else "unknown"
-        refused = await self._count(self.failed_auth, "failed-auth", address, hit=False)
+        # A token that is there and not valid is a failure already: counted at once, so a
+        # burst of guesses sent together cannot all pass before the first is counted.
+        guessed = header(scope, b"authorization") is not None
+        refused = await self._count(self.failed_auth, "failed-auth", address, hit=guessed)
         if refused is not None:
             rate, wait = refused
             detail = (
@@ -127,7 +130,7 @@ class RateLimits:
             await send(message)
 
         await self.app(scope, receive, watch)
-        if status == 401:
+        if status == 401 and not guessed:
             await self._count(self.failed_auth, "failed-auth", address, hit=True)
 
     async def _count(

@@ -59,10 +59,16 @@ class Runtime:
             self.ticker.start()
 
     def close(self) -> None:
-        if self.ticker is not None:
-            self.ticker.stop()
-        self.runner.stop()
-        self.ledger.close()
+        """Stop the timers, then the runner, then the ledger; each whatever the one before
+        did, so that what is queued is always recorded and answered."""
+        try:
+            if self.ticker is not None:
+                self.ticker.stop()
+        finally:
+            try:
+                self.runner.stop()
+            finally:
+                self.ledger.close()
 
     def __enter__(self) -> Runtime:
         return self

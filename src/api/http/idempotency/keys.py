@@ -31,7 +31,9 @@ import hashlib
 import json
 import os
 import threading
+import time
 import weakref
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,9 +61,13 @@ SCHEMA = (
 
 
 _INSERT = (
-    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at, owner)"
-    " VALUES (:caller_id, :key, :hash, :now, :owner) ON CONFLICT DO NOTHING"
+    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at, owner, claim_id)"
+    " VALUES (:caller_id, :key, :hash, :now, :owner, :claim_id) ON CONFLICT DO NOTHING"
 )
+_ADDED_COLUMNS = ("owner", "claim_id")
+"""Columns newer than the table: added by ``setup`` to a table made before them."""
+LOCK_CHECK = 5.0
+"""Seconds between two checks that the owner's lock session is alive."""
 _OWNER_LOCKS = 0x4C49
 """The first key of the owners' advisory locks (the second: ``hashtext(owner)``)."""
 _LIVE: set[str] = set()
@@ -122,6 +128,7 @@ class IdempotencyStore:
         self.owner = owner or f"{os.getpid()}:{uuid4().hex}"
         """Who claims keys through this store: this process's start (pid, then a uuid4)."""
         self._lock: psycopg.Connection[Any] | None = None
+        self._checked = 0.0
         self._guard = threading.Lock()
         with _LIVE_GUARD:
             _LIVE.add(self.owner)
@@ -132,12 +139,15 @@ class IdempotencyStore:
             txn.lock_schema()
             for statement in SCHEMA:
                 txn.execute(statement.replace("BYTEA", self._blob))
-            if self.db.postgres:
-                txn.execute("ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS owner TEXT")
-            elif not any(
-                row["name"] == "owner" for row in txn.all("PRAGMA table_info(idempotency_keys)")
-            ):
-                txn.execute("ALTER TABLE idempotency_keys ADD COLUMN owner TEXT")
+            for column in _ADDED_COLUMNS:
+                if self.db.postgres:
+                    txn.execute(
+                        f"ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS {column} TEXT"
+                    )
+                elif not any(
+                    row["name"] == column for row in txn.all("PRAGMA table_info(idempotency_keys)")
+                ):
+                    txn.execute(f"ALTER TABLE idempotency_keys ADD COLUMN {column} TEXT")
         self._hold_owner_lock()
 
     def close(self) -> None:
@@ -155,18 +165,43 @@ class IdempotencyStore:
         if not self.db.postgres:
             return
         with self._guard:
-            if self._lock is not None and not self._lock.closed and not self._lock.broken:
+            if self._lock is not None and self._alive(self._lock):
                 return
             from projections.postgres import _connect  # the read side's dedicated sessions
 
+            if self._lock is not None:
+                with suppress(psycopg.Error):
+                    self._lock.close()
             recorder: Any = self.db.recorder
             try:
                 self._lock = _connect(recorder)
                 self._lock.execute(
                     "SELECT pg_advisory_lock(%s, hashtext(%s))", (_OWNER_LOCKS, self.owner)
                 )
+                self._checked = time.monotonic()
             except psycopg.Error:
-                self._lock = None  # claims stay safe: others wait out STALE_CLAIM
+                self._lock = None  # claims are then written with no owner (``_owned``)
+
+    def _owned(self) -> bool:
+        """Whether this store's claims are covered by its owner's lock. Without the lock
+        (PostgreSQL refused the session) a claim is written with no owner, so nobody takes
+        it over before ``STALE_CLAIM``: a live request's claim must never look dead."""
+        return not self.db.postgres or self._lock is not None
+
+    def _alive(self, lock: psycopg.Connection[Any]) -> bool:
+        """Whether the lock's session still holds: psycopg learns of a session the database
+        closed only by using it, so it is asked (one round trip) at most every
+        ``LOCK_CHECK`` seconds."""
+        if lock.closed or lock.broken:
+            return False
+        if time.monotonic() - self._checked < LOCK_CHECK:
+            return True
+        try:
+            lock.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        self._checked = time.monotonic()
+        return True
 
     def _gone(self, txn: Txn, owner: str | None) -> bool:
         """Whether the owner of an unfinished claim is gone (its claim can be taken over)."""
@@ -196,16 +231,21 @@ class IdempotencyStore:
             "key": key,
             "hash": digest,
             "now": iso(now),
-            "owner": self.owner,
+            "owner": self.owner if self._owned() else None,
+            "claim_id": uuid4().hex,
         }
         if self.db.statement(_INSERT, values):
             return Claim(won=True)
         with self.db.transaction() as txn:
             row = txn.one(
-                "SELECT request_hash, status, headers, body, created_at, owner"
+                "SELECT request_hash, status, headers, body, created_at, owner, claim_id"
                 " FROM idempotency_keys WHERE caller_id = :caller_id AND key = :key",
                 values,
             )
+            if row is not None and row["claim_id"] == values["claim_id"]:
+                # This very claim: its INSERT committed, its answer was lost, and the
+                # statement was tried again (``Database.statement``), finding itself.
+                return Claim(won=True)
             if (
                 row is None
                 or _lapsed(row, now)  # expired, or its request died long ago
