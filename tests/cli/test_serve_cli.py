@@ -202,7 +202,7 @@ def test_the_demo_links_point_where_serve_will_answer(
     code, out, _ = run_cli(capsys, "demo", "--if-empty", *argv)
     assert code == 0
     assert links(out) == {origin}
-    assert len(re.findall(rf"{re.escape(origin)}/v1/orders/[0-9a-f-]{{36}}", out)) == 4
+    assert len(re.findall(rf"{re.escape(origin)}/v1/orders/[0-9a-f-]{{36}}", out)) == 5
 
 
 def test_the_demo_links_keep_an_explicit_public_url(

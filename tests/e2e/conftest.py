@@ -24,9 +24,10 @@ PACKAGE = {
 }
 
 
-def token(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> str:
+def ledger(cwd: Path, env: dict[str, str], *args: str) -> str:
+    """What ``ledger ARGS…`` prints, run as its own process; it must succeed."""
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "token", "--sub", sub, "--role", role],
+        [sys.executable, "-m", "api.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -35,6 +36,10 @@ def token(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> str:
         timeout=60,
     )
     return result.stdout.strip()
+
+
+def token(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> str:
+    return ledger(cwd, env, "token", "--sub", sub, "--role", role)
 
 
 def bearer(cwd: Path, env: dict[str, str], sub: str, role: str = "user") -> dict[str, str]:

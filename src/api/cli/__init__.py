@@ -9,6 +9,7 @@ ledger replay --as-of TIME
 ledger audit verify [--digest POSITION:HASH] | digest | export --format ndjson|csv [--until TIME]
 ledger dispute ORDER_ID
 ledger token --sub USER_ID [--role ROLE ...] [--hours N]
+ledger console-link --sub USER_ID --role support|auditor|admin [--minutes N]
 ledger demo [--if-empty] [--host H] [--port P]
 """
 
@@ -17,12 +18,34 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from api.cli import audit, demo, dispute, escrow, projections, replay, serve, token, worker
+from api.cli import (
+    audit,
+    console_link,
+    demo,
+    dispute,
+    escrow,
+    projections,
+    replay,
+    serve,
+    token,
+    worker,
+)
 from api.cli.common import console
 from ledger.settings import Settings, SettingsError, load_settings
 
 Command = Callable[[Settings, argparse.Namespace], int]
-SUBCOMMANDS = (serve, worker, projections, escrow, replay, audit, dispute, token, demo)
+SUBCOMMANDS = (
+    serve,
+    worker,
+    projections,
+    escrow,
+    replay,
+    audit,
+    dispute,
+    token,
+    console_link,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,9 +15,11 @@ from uuid import UUID
 from rich.console import Console
 
 from api.cli.common import Subcommands, address_arguments, console, served_at
-from api.http.auth import Authenticator
+from api.console.sessions import MAX_TICKET_LIFE, issue_ticket
+from api.http.auth import Authenticator, signing_key
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
+from ledger.clock import utc_now
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, Package
 from ledger.service import LedgerApp
@@ -59,6 +61,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         out.print(f"  {sub:<16} {auth.issue(sub, [role])}")
     out.print(f"\nTry:  curl -H 'Authorization: Bearer <demo-client token>' {base}/v1/orders")
     out.print(f"Docs: {base}/docs")
+    ticket = issue_ticket(
+        signing_key(settings), "demo-support", "support", utc_now(), MAX_TICKET_LIFE
+    )
+    out.print(f"Console (support, one use, {MAX_TICKET_LIFE.seconds // 60} min):")
+    out.print(f"  {base}/console/login?ticket={ticket}")
     return 0
 
 
@@ -70,12 +77,14 @@ class Demo:
 
 
 def seed(ledger: LedgerApp) -> Demo:
-    """Create the demo gig and four orders: completed, in progress, awaiting payment and
-    cancelled. Returns their ids and the position of the last event."""
+    """Create the demo gig and five orders: completed, in progress, disputed (delivered, then
+    disputed by the client: support's case), awaiting payment and cancelled. Returns their
+    ids and the position of the last event."""
     gig = ledger.create_gig(FREELANCER, "Logo design", PACKAGES).aggregate
     orders = {
         "completed": _paid(ledger, gig.id, "standard", "tx-demo-1"),
         "in progress": _paid(ledger, gig.id, "basic", "tx-demo-2"),
+        "disputed": _paid(ledger, gig.id, "premium", "tx-demo-3"),
         "awaiting payment": ledger.place_order(CLIENT, gig.id, "premium").aggregate.id,
         "cancelled": ledger.place_order(CLIENT, gig.id, "basic").aggregate.id,
     }
@@ -86,6 +95,10 @@ def seed(ledger: LedgerApp) -> Demo:
     ledger.complete_order(CLIENT, done)
     ledger.review_order(CLIENT, done, 5, "Exactly what I wanted")
     ledger.accept_order(FREELANCER, orders["in progress"])
+    disputed = orders["disputed"]
+    ledger.accept_order(FREELANCER, disputed)
+    ledger.deliver_order(FREELANCER, disputed, "Three logo variants attached")
+    ledger.open_dispute(CLIENT, disputed, "Only one of the three variants was delivered")
     last = ledger.cancel_order(CLIENT, orders["cancelled"], CancelReason.CLIENT_WITHDREW)
     return Demo(gig.id, orders, last.position)
 

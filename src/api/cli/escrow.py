@@ -26,20 +26,8 @@ from rich.text import Text
 
 from api.cli.common import Subcommands, add_export, caught_up, console, export_to
 from ledger.settings import Settings
-from projections.escrow.queries import EscrowQueries
+from projections.escrow.queries import JOURNAL_COLUMNS, EscrowQueries, journal_rows
 from projections.read_models import ReadModels
-
-CSV_COLUMNS = (
-    "entry_id",
-    "position",
-    "at",
-    "order_id",
-    "payment_id",
-    "description",
-    "account",
-    "debit",
-    "credit",
-)
 
 
 def add_parser(commands: Subcommands) -> None:
@@ -90,24 +78,14 @@ def export(escrow: EscrowQueries, form: str, out: TextIO) -> int:
     """Write every entry to ``out`` as ``csv`` or ``ndjson``; returns how many entries."""
     writer = csv.writer(out, lineterminator="\n") if form == "csv" else None
     if writer is not None:
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(JOURNAL_COLUMNS)
     count = 0
     for entry in escrow.all_entries():
         count += 1
         if writer is None:
             out.write(json.dumps(entry, default=_number, separators=(",", ":")) + "\n")
             continue
-        head = [entry[key] for key in ("id", "position", "at", "orderId", "paymentId")]
-        for posting in entry["postings"]:
-            writer.writerow(
-                [
-                    *head,
-                    entry["description"],
-                    posting["account"],
-                    posting["debit"],
-                    posting["credit"],
-                ]
-            )
+        writer.writerows(journal_rows(entry))
     return count
 
 

@@ -17,8 +17,10 @@ from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import console
+from api.console.sessions import ConsoleSessions
 from api.http import openapi, problems
-from api.http.auth import Authenticator
+from api.http.auth import Authenticator, signing_key
 from api.http.idempotency.keys import IdempotencyStore
 from api.http.idempotency.middleware import Idempotency
 from api.http.metrics import MeasureRequests, Metrics
@@ -53,12 +55,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings, clock)
         idempotency = IdempotencyStore(runtime.db, clock)  # no I/O until ``setup``
+        secure = settings.public_url.scheme == "https"
+        sessions = ConsoleSessions(runtime.db, signing_key(settings), clock, secure_cookie=secure)
         with ExitStack() as closing:
             closing.callback(idempotency.close)  # last: its claims then are others' to take
             closing.enter_context(runtime)  # first: records what is queued, answers it
             idempotency.setup()
-            # Keys are this edge's own, so it forgets them itself, projections or not.
-            runtime.start(apply=run_projections, chores=[idempotency.purge])
+            sessions.setup()
+            # Keys and sessions are this edge's own, so it forgets them itself.
+            runtime.start(apply=run_projections, chores=[idempotency.purge, sessions.purge])
+            app.state.console = sessions
             app.state.ledger, app.state.runner = runtime.ledger, runtime.runner
             app.state.read_models = runtime.read_models
             app.state.idempotency = idempotency
@@ -73,6 +79,7 @@ def create_app(
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.auth = Authenticator.for_settings(settings)
+    app.state.clock = clock
     problems.install(app)
     openapi.install(app)
     routers = (
@@ -90,6 +97,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router.router)
+    app.include_router(console.router)
     if settings.gateway == "sandbox":
         app.include_router(sandbox.router)
     app.add_middleware(Idempotency)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -49,6 +50,17 @@ from ledger.store import RECORDER_TOPICS, EventsAt, Receipts, insert_attempts
 log = logging.getLogger("ledger")
 A = TypeVar("A", bound=Aggregate)
 Decision = Callable[[], Sequence[Aggregate]]
+
+
+class Previewed(Exception):
+    """How a command run under ``LedgerBase.preview`` hands back what it decided."""
+
+    def __init__(self, events: list[Aggregate.Event]) -> None:
+        super().__init__(f"{len(events)} events decided, none saved")
+        self.events = events
+
+
+_previewing: ContextVar[bool] = ContextVar("ledger_previewing", default=False)
 
 
 class Unchanged(Exception):
@@ -194,6 +206,15 @@ class LedgerBase(Application[UUID]):
                 behind this process's other commands more than ``max_deferrals`` times.
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
+        if _previewing.get():
+            if prepare is not None:
+                raise ValueError("a command calling outside the ledger cannot be previewed")
+            try:
+                aggregates = decide()
+            except Unchanged:
+                raise Previewed([]) from None
+            events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+            raise Previewed(cast(list[Aggregate.Event], events))
         receipt = receipts.take()
         recorded = self._recorded_before(receipt) if receipt and receipt.recheck else None
         if recorded is not None:
@@ -228,6 +249,24 @@ class LedgerBase(Application[UUID]):
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
         raise Busy("the resource changed too often while this command ran; try again")
+
+    def preview(self, command: Callable[[], object]) -> list[Aggregate.Event]:
+        """The events ``command`` (a call of one of this app's commands) would record now,
+        decided on the current state with the same rules, access checks included, and not
+        saved: what a console shows before a person confirms. An empty list: it would change
+        nothing.
+
+        Raises: whatever the command raises when it is not allowed; ValueError for a
+        command that calls outside the ledger (the gateway) before deciding.
+        """
+        token = _previewing.set(True)
+        try:
+            command()
+        except Previewed as previewed:
+            return previewed.events
+        finally:
+            _previewing.reset(token)
+        raise RuntimeError("the command decided nothing to preview")  # not a _run command
 
     def _recorded_before(self, receipt: Receipt) -> Done[Any] | None:
         """The answer an earlier run of this keyed request committed, if one did: its

@@ -92,7 +92,7 @@ class EscrowLedger(Projection):
 
     def apply(self, batch: Sequence[Envelope], txn: Txn) -> None:
         keys = [hold_key(envelope) for envelope in batch]  # a uuid5 each: worked out once
-        holds = _load_holds(txn, sorted(set(keys)))
+        holds = load_holds(txn, sorted(set(keys)))
         journal = Journal(holds)
         entries = [
             entry
@@ -105,7 +105,8 @@ class EscrowLedger(Projection):
         txn.executemany(UPSERT_HOLD, [_hold_row(hold) for hold in holds.values()])
 
 
-def _load_holds(txn: Txn, payment_ids: list[str]) -> dict[str, Hold]:
+def load_holds(txn: Txn, payment_ids: list[str]) -> dict[str, Hold]:
+    """The holds of ``payment_ids`` as the read model has them (those it has)."""
     holds = {}
     for row in txn.rows_in("SELECT * FROM escrow_holds", "payment_id", payment_ids):
         requested = [(int(amount), str(reason)) for amount, reason in json.loads(row["requested"])]

@@ -8,15 +8,36 @@ integer centimes, so nothing is rounded on the way.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ledger.money import CURRENCY, from_centimes
+from projections.base import Envelope
 from projections.db import Database, Row
-from projections.escrow.rules import balance_of, freelancer_account
+from projections.escrow.projection import load_holds
+from projections.escrow.rules import (
+    FEES,
+    GATEWAY,
+    Journal,
+    balance_of,
+    freelancer_account,
+    hold_key,
+)
 from projections.paging import Filters, Page, page
 
 EXPORT_BATCH = 1_000
+JOURNAL_COLUMNS = (
+    "entry_id",
+    "position",
+    "at",
+    "order_id",
+    "payment_id",
+    "description",
+    "account",
+    "debit",
+    "credit",
+)
+"""The journal as a table, one row per posting (``ledger escrow export``, the console)."""
 
 
 class EscrowQueries:
@@ -70,6 +91,22 @@ class EscrowQueries:
         )
         return int(rows[0]["debits"]), int(rows[0]["credits"])
 
+    def flows_per_day(self, since: str) -> dict[str, dict[str, int]]:
+        """Per UTC day from ``since``, in centimes: ``paid`` into the gateway account,
+        ``refunded`` out of it, and ``fees`` earned (credits less debits of the fees)."""
+        rows = self.db.read(
+            "SELECT SUBSTR(e.at, 1, 10) AS day,"
+            " COALESCE(SUM(CASE WHEN p.account = :gateway THEN p.debit END), 0) AS paid,"
+            " COALESCE(SUM(CASE WHEN p.account = :gateway THEN p.credit END), 0) AS refunded,"
+            " COALESCE(SUM(CASE WHEN p.account = :fees THEN p.credit - p.debit END), 0) AS fees"
+            " FROM escrow_entries e JOIN escrow_postings p ON p.entry_id = e.id"
+            " WHERE e.at >= :since GROUP BY SUBSTR(e.at, 1, 10)",
+            {"since": since, "gateway": GATEWAY, "fees": FEES},
+        )
+        return {
+            row["day"]: {key: int(row[key]) for key in ("paid", "refunded", "fees")} for row in rows
+        }
+
     def balance(self, user_id: str) -> dict[str, Any]:
         """A freelancer's balance: released to them and not yet cleared, and the rest."""
         account = freelancer_account(user_id)
@@ -113,6 +150,41 @@ class EscrowQueries:
             yield from entries
             after = rows[-1]["position"]
 
+    def entries_of_order(self, order_id: str) -> dict[int, dict[str, Any]]:
+        """Every entry an order's events caused, with its postings, by the event's position
+        (an order's entries are few: its payment, refunds, release and clearance)."""
+        rows = self.db.read(
+            "SELECT * FROM escrow_entries WHERE order_id = :order_id ORDER BY position",
+            {"order_id": order_id},
+        )
+        entries = [entry_view(row) for row in rows]
+        self._attach_postings(entries)
+        return {entry["position"]: entry for entry in entries}
+
+    def preview(self, events: Sequence[Any]) -> list[dict[str, Any]]:
+        """The entries ``events`` would post if recorded now, after what the read model
+        holds (the same rules as the projection, on a copy of the holds; nothing written):
+        a preview of a command's postings. Entries carry no position (0)."""
+        envelopes = [Envelope(0, event) for event in events]
+        keys = [hold_key(envelope) for envelope in envelopes]
+        with self.db.transaction(write=False) as txn:
+            journal = Journal(load_holds(txn, sorted(set(keys))))
+        entries = [
+            entry
+            for envelope, key in zip(envelopes, keys, strict=True)
+            for entry in journal.post(envelope, key)
+        ]
+        return [
+            {
+                "description": entry.description,
+                "postings": [
+                    posting_view({"account": p.account, "debit": p.debit, "credit": p.credit})
+                    for p in entry.postings
+                ],
+            }
+            for entry in entries
+        ]
+
     def unbalanced_entries(self) -> list[str]:
         """Ids of entries whose debits and credits differ (an auditor's check: none)."""
         rows = self.db.read(
@@ -130,6 +202,15 @@ class EscrowQueries:
         for entry in entries:
             ordered = sorted(lines[entry["id"]], key=lambda row: row["line"])
             entry["postings"] = [posting_view(row) for row in ordered]
+
+
+def journal_rows(entry: dict[str, Any]) -> list[list[Any]]:
+    """An entry (as ``all_entries`` gives it) as rows of ``JOURNAL_COLUMNS``."""
+    head = [entry[key] for key in ("id", "position", "at", "orderId", "paymentId")]
+    return [
+        [*head, entry["description"], posting["account"], posting["debit"], posting["credit"]]
+        for posting in entry["postings"]
+    ]
 
 
 def account_view(row: Row) -> dict[str, Any]:

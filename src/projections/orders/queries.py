@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ledger.domain.order import WORKING_STAGES
-from ledger.domain.values import OrderStatus
+from ledger.domain.values import OrderStatus, Stage
 from ledger.money import from_centimes
 from projections.db import Database, Row
 from projections.gigs.queries import package_view
@@ -38,17 +38,53 @@ class OrderQueries:
         client_id: str | None = None,
         freelancer_id: str | None = None,
         party_id: str | None = None,
+        stage: str | None = None,
+        matching: str | None = None,
+        placed_from: str | None = None,
+        placed_before: str | None = None,
         limit: int = 20,
         starting_after: str | None = None,
     ) -> Page:
+        """Orders newest first. ``matching`` is any id an order answers to: its own, its
+        gig's, a party's, its payment's or the gateway's transaction id (support's search);
+        ``placed_from``/``placed_before`` bound ``createdAt`` (ISO UTC text).
+
+        Raises: ValidationFailed (status, stage, limit), InvalidCursor.
+        """
         check_choice(status, OrderStatus, "status")
+        check_choice(stage, Stage, "stage")
         filters: Filters = {
             "status": ("status = :status", status),
+            "stage": ("stage = :stage", stage),
             "client_id": ("user_id = :client_id", client_id),
             "freelancer_id": ("freelancer_id = :freelancer_id", freelancer_id),
             "party_id": ("(user_id = :party_id OR freelancer_id = :party_id)", party_id),
+            "matching": (
+                "(id = :matching OR gig_id = :matching OR user_id = :matching"
+                " OR freelancer_id = :matching OR id IN (SELECT order_id FROM payments"
+                " WHERE id = :matching OR transaction_id = :matching))",
+                matching,
+            ),
+            "placed_from": ("created_at >= :placed_from", placed_from),
+            "placed_before": ("created_at < :placed_before", placed_before),
         }
         return page(self.db, "orders", filters, limit, starting_after, order_view)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many orders stand at each (status, stage) now."""
+        rows = self.db.read(
+            "SELECT status, stage, COUNT(*) AS n FROM orders GROUP BY status, stage"
+        )
+        return {(row["status"], row["stage"]): int(row["n"]) for row in rows}
+
+    def placed_per_day(self, since: str) -> dict[str, int]:
+        """Orders placed per UTC day (``YYYY-MM-DD``) from the day ``since`` starts."""
+        rows = self.db.read(
+            "SELECT SUBSTR(created_at, 1, 10) AS day, COUNT(*) AS n FROM orders"
+            " WHERE created_at >= :since GROUP BY SUBSTR(created_at, 1, 10)",
+            {"since": since},
+        )
+        return {row["day"]: int(row["n"]) for row in rows}
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's whole history, oldest first."""

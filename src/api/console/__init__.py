@@ -1,0 +1,30 @@
+"""The staff console: server-rendered pages under ``/console`` for support and auditors.
+
+Pages are Jinja2 templates with one stylesheet of our own (nothing from another origin, no
+script, no build step); they read and act through the same service and read models as the
+API, as the signed-in staff member (``sessions``). ``routing`` holds what every page shares,
+``signin`` the way in and out, ``pages`` the pages, ``actions`` and ``acting`` what staff
+do on an order (previewed, then confirmed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from api.console import acting, pages, signin
+from api.console.routing import PREFIX, ConsoleRoute
+
+STYLESHEET = (Path(__file__).parent / "static" / "console.css").read_bytes()
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+router.include_router(signin.router)
+router.include_router(pages.router)
+router.include_router(acting.router)
+
+
+@router.get(f"{PREFIX}/static/console.css")
+def stylesheet() -> Response:
+    return Response(STYLESHEET, media_type="text/css")
