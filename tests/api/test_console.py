@@ -76,6 +76,7 @@ def test_a_link_signs_in_once_with_a_strict_http_only_cookie(
     for part in ("HttpOnly", "SameSite=strict", "Path=/console"):
         assert part.lower() in cookie.lower()
     assert "secure" not in cookie.lower()  # the public URL is http here
+    assert "max-age" not in cookie.lower()  # a browser-session cookie; the server ends it
     assert api.client.get("/console").status_code == 200
     api.client.cookies.clear()
     again = api.client.get("/console/login", params={"ticket": link})
@@ -257,6 +258,7 @@ def test_the_overview_counts_orders_and_draws_the_last_30_days(
     sign_in(api, settings, clock)
     page = api.client.get("/console")
     assert page.status_code == 200
+    assert "<title>Overview · Gig Ledger</title>" in page.text
     assert "2 in all" in page.text
     assert page.text.count("<svg") == 4
     assert "Orders placed <b>2</b>" in page.text
@@ -404,3 +406,168 @@ def test_a_bad_action_form_is_a_4xx_page_and_records_nothing(
     )
     assert 400 <= response.status_code < 500, response.text
     assert api.app.state.ledger.recorder.max_notification_id() == head
+
+
+def test_the_audit_page_verifies_the_chain_and_checks_digests(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    _story(api)
+    sign_in(api, settings, clock, role="auditor")
+    overview = api.client.get("/console").text
+    assert "Not verified since this service started" in overview
+    page = api.client.get("/console/audit")
+    assert page.status_code == 200
+    head = re.search(r'class="digest" readonly value="(\d+:[0-9a-f]{64})"', page.text)
+    assert head is not None
+    csrf = csrf_of(page.text)
+    assert api.client.post("/console/audit/verify", data={"csrf": "x"}).status_code == 403
+    verified = api.client.post("/console/audit/verify", data={"csrf": csrf})
+    assert verified.status_code == 200
+    assert "The chain holds" in verified.text and "checked up to position" in verified.text
+    assert "Last verified" in api.client.get("/console").text
+    good = api.client.post("/console/audit/digest", data={"csrf": csrf, "digest": head.group(1)})
+    assert "nothing changed" in good.text
+    position = head.group(1).split(":")[0]
+    forged = api.client.post(
+        "/console/audit/digest", data={"csrf": csrf, "digest": f"{position}:{'0' * 64}"}
+    )
+    assert "does not match" in forged.text
+    bad = api.client.post("/console/audit/digest", data={"csrf": csrf, "digest": "nonsense"})
+    assert bad.status_code == 422
+    event = api.client.get(f"/console/audit/event/{position}")
+    assert event.status_code == 200 and "/console/orders?q=" in event.text
+    assert api.client.get("/console/audit/event/999999").status_code == 404
+
+
+def test_the_ledger_as_of_a_moment(api: Api, settings: Settings, clock: FakeClock) -> None:
+    _story(api)
+    sign_in(api, settings, clock, role="auditor")
+    later = (clock() + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    page = api.client.get("/console/audit/as-of", params={"moment": later})
+    assert page.status_code == 200, page.text
+    assert "the books balanced then" in page.text
+    assert "assets:gateway" in page.text and "100.00 MAD" in page.text
+    before = (clock() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    empty = api.client.get("/console/audit/as-of", params={"moment": before})
+    assert "0 events replayed" in empty.text
+    assert api.client.get("/console/audit/as-of", params={"moment": "soon"}).status_code == 422
+
+
+def test_sync_asks_the_gateway_and_previews_what_it_would_record(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    from tests.api.test_sandbox_checkout import CARD, PAID, form_path, open_payment, pay
+
+    gig = api.gig()
+    order = api.order(gig)
+    paid = pay(api, form_path(open_payment(api, order)), {"cardNumber": PAID, **CARD})
+    assert paid.status_code == 303
+    caught_up(api)
+    sign_in(api, settings, clock)
+    page = _order_page(api, order["id"])
+    assert "Sync the payment with the gateway" in page
+    head = api.app.state.ledger.recorder.max_notification_id()
+    path = f"/console/orders/{order['id']}/actions/sync"
+    preview = api.client.post(path, data={"csrf": csrf_of(page), "step": "preview"})
+    assert preview.status_code == 200, preview.text
+    assert "it would change nothing" in preview.text  # the gateway agrees with the ledger
+    done = api.client.post(path, data=_hidden(preview.text))
+    assert done.status_code == 200
+    assert "Nothing to record" in done.text
+    assert api.app.state.ledger.recorder.max_notification_id() == head
+    unknown = _story(api)  # its transaction is not the sandbox's
+    page = _order_page(api, unknown["id"])
+    refused = api.client.post(
+        f"/console/orders/{unknown['id']}/actions/sync",
+        data={"csrf": csrf_of(page), "step": "preview"},
+    )
+    assert refused.status_code == 404
+    assert "the sandbox has no transaction" in refused.text
+
+
+def _act(api: Api, order_id: str, name: str, **fields: str) -> str:
+    """Preview the action ``name`` from the order page, then confirm it: the answer."""
+    page = _order_page(api, order_id)
+    path = f"/console/orders/{order_id}/actions/{name}"
+    preview = api.client.post(path, data={"csrf": csrf_of(page), "step": "preview", **fields})
+    assert preview.status_code == 200, preview.text
+    done = api.client.post(path, data=_hidden(preview.text))
+    assert done.status_code == 200, done.text
+    return preview.text + done.text
+
+
+def test_a_refund_asked_of_the_gateway_is_confirmed_with_its_reference(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    from tests.api.test_refund_requests import ManualRefunds
+
+    ledger = api.app.state.ledger
+    ledger.gateway = ManualRefunds(ledger.gateway._key, ledger.public_url)
+    order = _story(api)
+    sign_in(api, settings, clock)
+    cancelled = _act(api, order["id"], "cancel", note="selling stolen artwork")
+    assert "OrderCancelled" in cancelled and "RefundRequested" in cancelled
+    page = _order_page(api, order["id"])
+    assert "asked of the gateway" in page and "Confirm a requested refund" in page
+    page = _order_page(api, order["id"])
+    path = f"/console/orders/{order['id']}/actions/confirm-refund"
+    form = {"csrf": csrf_of(page), "step": "preview", "reference": "yc-ref-76"}
+    stale = _hidden(api.client.post(path, data=form).text)
+    stale["payment_version"] = str(int(stale["payment_version"]) - 1)  # shown before a change
+    assert api.client.post(path, data=stale).status_code in (409, 412)
+    confirmed = _act(api, order["id"], "confirm-refund", reference="yc-ref-77")
+    assert "RefundConfirmed" in confirmed and "yc-ref-77" in confirmed
+    assert "refund to the client" in confirmed and "assets:gateway" in confirmed
+    assert "Confirm a requested refund" not in _order_page(api, order["id"])
+
+
+def test_a_tampered_event_is_named_by_its_position_and_linked(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    from tests.integration.test_append_only import raw_store
+    from tests.integration.test_audit_chain import tamper
+
+    _story(api)
+    sign_in(api, settings, clock, role="auditor")
+    with raw_store(settings, api.app.state.ledger) as raw:
+        tamper(raw, "UPDATE {table} SET topic = topic || '!' WHERE {id} = 3")
+    csrf = csrf_of(api.client.get("/console/audit").text)
+    verified = api.client.post("/console/audit/verify", data={"csrf": csrf})
+    assert "The chain is broken at position 3" in verified.text
+    assert 'href="/console/audit/event/3"' in verified.text
+    event = api.client.get("/console/audit/event/3")
+    assert event.status_code == 200 and "!" in event.text  # the changed topic, shown raw
+    assert "broken at position 3" in api.client.get("/console").text
+
+
+def test_a_malformed_query_is_a_422_page_with_the_console_headers(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    order = _story(api)
+    sign_in(api, settings, clock)
+    for path, params in (
+        (f"/console/orders/{order['id']}", {"version": "abc"}),
+        ("/console/orders", {"q": "x" * 300}),
+        ("/console/orders", {"placed_to": "9999-12-31"}),
+        ("/console/audit/event/0", {}),
+        ("/console/audit/as-of", {"moment": "0001-01-01T00:00+14:00"}),
+        ("/console/audit/as-of", {"moment": "9999-12-31T23:59-05:00"}),
+    ):
+        response = api.client.get(path, params=params)
+        assert response.status_code == 422, (path, params)
+        assert response.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+    page = _order_page(api, order["id"])
+    path = f"/console/orders/{order['id']}/actions/resolve"
+    odd = {"csrf": csrf_of(page), "step": "preview", "outcome": "release", "version": "\u00b2"}
+    assert api.client.post(path, data=odd).status_code == 422
+    broken = api.client.post(
+        path, content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert 400 <= broken.status_code < 500
+    assert "default-src 'self'" in broken.headers["content-security-policy"]
+    for method in ("GET", "POST"):
+        missing = api.client.request(method, "/console/no/such/page")
+        assert missing.status_code == 404
+        assert "no such page" in missing.text
+        assert "default-src 'self'" in missing.headers["content-security-policy"]

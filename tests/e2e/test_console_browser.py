@@ -14,7 +14,7 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 from tests.e2e.conftest import ledger
-from tests.e2e.test_checkout_browser import ARTIFACTS, chromium, free_port
+from tests.e2e.test_checkout_browser import ARTIFACTS, chromium, free_port, head
 
 
 def shot(page: Page, directory: Path, name: str) -> Path:
@@ -87,6 +87,15 @@ def test_support_and_an_auditor_in_the_console(serve, tmp_path: Path) -> None:
             page.click("text=the order right after this >> nth=0")
             assert "As it was at version 1" in page.inner_text("main")
 
+            # A forged POST (the session's cookie, no CSRF token) is 403 and stores nothing.
+            before = head(database_url, tmp_path / "var")
+            forged = page.context.request.post(
+                order_url + "/actions/resolve",
+                form={"step": "confirm", "outcome": "release", "key": "f" * 32},
+            )
+            assert forged.status == 403
+            assert head(database_url, tmp_path / "var") == before
+
             # Resolve the dispute as a split, after checking the preview.
             page.goto(order_url)
             page.click("summary:has-text('Resolve the dispute')")
@@ -134,6 +143,17 @@ def test_support_and_an_auditor_in_the_console(serve, tmp_path: Path) -> None:
             auditor.goto(order_url)
             assert "OrderPlaced" in auditor.inner_text("ol.timeline")
             assert "Actions" not in auditor.inner_text("main")  # an auditor reads only
+            auditor.click("text=Audit")
+            auditor.click("button:has-text('Verify the chain now')")
+            auditor.wait_for_selector("text=The chain holds")
+            shot(auditor, tmp_path, "verified-phone")
+            auditor.goto(f"{server.url}/console")
+            assert "the chain holds" in auditor.inner_text("main")
+            auditor.goto(f"{server.url}/console/audit")
+            auditor.fill("input[name=moment]", "2099-01-01T00:00:00")
+            auditor.click("button:has-text('Replay')")
+            assert "the books balanced then" in auditor.inner_text("main")
+            shot(auditor, tmp_path, "audit-phone")
             shot(auditor, tmp_path, "books-phone")
         finally:
             browser.close()

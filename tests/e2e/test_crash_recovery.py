@@ -2,7 +2,7 @@
 clients, then started again on the same store, every key retried: exactly one order per key,
 none lost, the read models equal to the log, the books balanced, the audit chain verified —
 and the keys the dead process held are answered at once (its claims are taken over, not left
-to lapse), within 5 s of the new process being ready. On PostgreSQL and SQLite."""
+to lapse), well within the time a claim takes to lapse. On PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ from typing import Any
 
 import httpx
 
+from api.http.idempotency.keys import STALE_CLAIM
 from tests.e2e.conftest import bearer, open_gig
 
 CLIENTS, KEYS_EACH = 4, 15
-RECOVERY_SECONDS = 5.0
+RECOVERY_SECONDS = STALE_CLAIM.total_seconds() / 2
+"""Not a speed target (benchmarks measure speed): every key answered in half the time a claim
+left by the dead process takes to lapse shows the claims were taken over, not waited out, and
+holds on a loaded machine (a bound of 5 s failed at 5.7 s with two suites on 2 cores)."""
 
 
 def place(http: httpx.Client, headers: dict[str, str], gig: str, key: str) -> httpx.Response:

@@ -14,8 +14,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from api.console import acting, pages, signin
+from api.console import acting, audit, pages, signin
 from api.console.routing import PREFIX, ConsoleRoute
+from api.http.problems import ApiError
 
 STYLESHEET = (Path(__file__).parent / "static" / "console.css").read_bytes()
 
@@ -23,8 +24,16 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 router.include_router(signin.router)
 router.include_router(pages.router)
 router.include_router(acting.router)
+router.include_router(audit.router)
 
 
 @router.get(f"{PREFIX}/static/console.css")
 def stylesheet() -> Response:
     return Response(STYLESHEET, media_type="text/css")
+
+
+@router.api_route(f"{PREFIX}/{{rest:path}}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_page(rest: str) -> Response:
+    """Any other path under the console: a 404 page, with the console's headers (last, so
+    every page above is matched first)."""
+    raise ApiError(404, "There is no such page in the console.")

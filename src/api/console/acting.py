@@ -8,15 +8,17 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from api.console.actions import ACTIONS, Asked, fields_of, offered, receipt
+from api.console.actions import ACTIONS, Asked, fields_of, offered, receipt, whole_number
 from api.console.routing import PREFIX, ConsoleRoute, StaffDep, checked_form, render
+from api.console.sessions import Session
 from api.http.problems import ApiError
 from api.http.routes.common import parse_id
 from api.story import described
 from ledger import receipts
-from ledger.errors import ValidationFailed
-from ledger.service import LedgerApp
+from ledger.domain.payment import Payment
+from ledger.service import Done, LedgerApp
 from projections.read_models import ReadModels
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
@@ -26,17 +28,26 @@ CATCH_UP = 10.0
 
 @router.post("/orders/{order_id}/actions/{name}", response_class=HTMLResponse)
 async def act(request: Request, order_id: str, name: str, staff: StaffDep) -> Response:
+    """The form is read here; the rest blocks (the store, the writer, the gateway, waiting
+    for the books), so it runs in the threadpool, with this request's context."""
     form = await checked_form(request, staff)
+    return await run_in_threadpool(_act, request, order_id, name, staff, form)
+
+
+def _act(
+    request: Request, order_id: str, name: str, staff: Session, form: dict[str, str]
+) -> Response:
     oid = parse_id(order_id, "order")
     action = ACTIONS.get(name)
     if action is None:
         raise ApiError(404, f"no action {name!r}")
     ledger: LedgerApp = request.app.state.ledger
     models: ReadModels = request.app.state.read_models
-    caller = staff.acting(request.state.request_id)
+    request_id = request.state.request_id
+    caller = staff.acting(request_id)
     timeline = ledger.order_timeline(caller, oid)
     order, payment = timeline.order, timeline.payment
-    version = _version(form.get("version", ""), order.version)
+    version = whole_number(form.get("version", ""), order.version, "version")
     command = action.command(Asked(ledger, caller, order, payment, form, version))
     fields = fields_of(action, form)
     if form.get("step") != "confirm":
@@ -44,7 +55,8 @@ async def act(request: Request, order_id: str, name: str, staff: StaffDep) -> Re
         # submission is answered from the first run, not refused as no longer possible).
         if action not in offered(caller, order, payment):
             raise ApiError(409, f"{action.title.lower()} is not possible now, or not yours")
-        _caught_up(request, ledger)
+        if not _caught_up(request, ledger.recorder.max_notification_id() or 0):
+            raise ApiError(503, "the books are catching up with the log; try again in a moment")
         events = ledger.preview(command)
         return render(
             request,
@@ -53,46 +65,43 @@ async def act(request: Request, order_id: str, name: str, staff: StaffDep) -> Re
             order=order,
             events=[_event(event, oid) for event in events],
             journal=models.escrow.preview(events),
-            fields={**fields, "version": str(version), "key": uuid4().hex},
+            fields={**fields, **_shown(version, payment), "key": uuid4().hex},
             confirmed=False,
         )
     key = form.get("key", "")
     if not key or len(key) > 64:
         raise ApiError(400, "this confirmation has no key: preview the action again")
-    before = ledger.recorder.max_notification_id() or 0
     with receipts.keyed(receipt(caller, key, name, oid, fields)) as kept:
-        done: Any = command()
-    recorded = ledger.order_timeline(caller, oid, after=before if not kept.replayed else 0)
-    positions = {entry.position for entry in recorded.entries if entry.position <= done.position}
-    if kept.replayed:  # answered from the first run: show what that run recorded
-        positions = {max(positions)} if positions else set()
-    _caught_up(request, ledger, done.position)
-    postings = models.escrow.entries_of_order(str(oid))
+        done = command()
+    story = ledger.order_timeline(caller, oid)
+    if kept.replayed and isinstance(done, Done):  # answered from the first run: its events
+        request_id = next(
+            (e.actor.request_id for e in story.entries if e.position == done.position), None
+        )
+    recorded = [e for e in story.entries if request_id and e.actor.request_id == request_id]
+    end = max((e.position for e in recorded), default=0)
+    books_ready = _caught_up(request, end)
+    postings = models.escrow.entries_of_order(str(oid)) if books_ready else {}
     return render(
         request,
         "action.html",
         action=action,
-        order=recorded.order,
-        events=[
-            _event(e.event, oid, e.position) for e in recorded.entries if e.position in positions
-        ],
-        journal=[postings[p] for p in sorted(positions) if p in postings],
+        order=story.order,
+        events=[_event(e.event, oid, e.position) for e in recorded],
+        journal=[postings[e.position] for e in recorded if e.position in postings],
+        books_ready=books_ready,
         fields=fields,
         confirmed=True,
         replayed=kept.replayed,
     )
 
 
-def _version(text: str, current: int) -> int:
-    """The order version a form was shown with (the current one for a first preview).
-
-    Raises: ValidationFailed.
-    """
-    if not text:
-        return current
-    if not text.isdigit() or len(text) > 9:
-        raise ValidationFailed("version must be a whole number", field="version")
-    return int(text)
+def _shown(version: int, payment: Payment | None) -> dict[str, str]:
+    """The versions a preview was decided on, which its confirmation must still find."""
+    shown = {"version": str(version)}
+    if payment is not None:
+        shown["payment_version"] = str(payment.version)
+    return shown
 
 
 def _event(event: Any, order_id: UUID, position: int | None = None) -> dict[str, Any]:
@@ -104,9 +113,8 @@ def _event(event: Any, order_id: UUID, position: int | None = None) -> dict[str,
     }
 
 
-def _caught_up(request: Request, ledger: LedgerApp, position: int | None = None) -> None:
-    """Wait (bounded) for the read models to reach ``position`` (the head when ``None``):
-    previews start from the escrow holds, answers show the postings made."""
-    target = position if position is not None else ledger.recorder.max_notification_id() or 0
-    if not request.app.state.runner.wait_for(target, timeout=CATCH_UP):
-        raise ApiError(503, "the books are catching up with the log; try again in a moment")
+def _caught_up(request: Request, position: int) -> bool:
+    """Whether the escrow read model reached ``position`` within ``CATCH_UP`` seconds:
+    previews start from its holds, answers show the postings made."""
+    runner = request.app.state.runner
+    return bool(runner.wait_for(position, timeout=CATCH_UP, names=("escrow",)))

@@ -68,6 +68,18 @@ def _money(fields: dict[str, str], name: str) -> int:
     return to_centimes(fields.get(name, "").strip().replace(",", ""), field=name)
 
 
+def whole_number(text: str, default: int, field: str) -> int:
+    """A version a form was shown with; ``default`` (the current one) when it carries none.
+
+    Raises: ValidationFailed.
+    """
+    if not text:
+        return default
+    if not (text.isascii() and text.isdecimal()) or len(text) > 9:
+        raise ValidationFailed(f"{field} must be a whole number", field=field)
+    return int(text)
+
+
 def _resolve(asked: Asked) -> Command:
     outcome = asked.fields.get("outcome", "")
     if outcome not in {str(o) for o in DisputeOutcome}:
@@ -89,7 +101,19 @@ def _confirm_refund(asked: Asked) -> Command:
     if payment is None:
         raise ValidationFailed("this order has no payment", field="reference")
     reference = asked.fields.get("reference", "").strip()
-    return lambda: asked.ledger.confirm_refund(asked.caller, payment.id, reference)
+    shown = whole_number(asked.fields.get("payment_version", ""), payment.version, "payment")
+    return lambda: asked.ledger.confirm_refund(asked.caller, payment.id, reference, shown)
+
+
+def _sync(asked: Asked) -> Command:
+    payment = asked.payment
+    if payment is None:
+        raise ValidationFailed("this order has no payment", field="payment")
+    return lambda: asked.ledger.sync_payment(asked.caller, payment.id)
+
+
+def _gateway_knows(payment: Payment | None) -> bool:
+    return payment is not None and bool(payment.transaction_id or payment.gateway_transaction)
 
 
 ACTIONS = {
@@ -106,6 +130,12 @@ ACTIONS = {
             "Cancel for a policy violation",
             lambda order, payment: order.status in (OrderStatus.PENDING, OrderStatus.PROCESSING),
             _cancel,
+        ),
+        Action(
+            "sync",
+            "Sync the payment with the gateway",
+            lambda order, payment: _gateway_knows(payment),
+            _sync,
         ),
         Action(
             "confirm-refund",

@@ -41,7 +41,8 @@ def _models(request: Request) -> ReadModels:
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, staff: StaffDep) -> Response:
-    """Orders by status and stage, the last 30 days drawn, the projections' lag."""
+    """Orders by status and stage, the last 30 days drawn, the projections' lag, and the
+    audit chain's last verification by this process (``api.console.audit``)."""
     models = _models(request)
     today = request.app.state.clock().astimezone(UTC).date()
     days = [today - timedelta(days=back) for back in range(DAYS - 1, -1, -1)]
@@ -64,6 +65,7 @@ def overview(request: Request, staff: StaffDep) -> Response:
         first_day=str(days[0]),
         last_day=str(days[-1]),
         projections=request.app.state.runner.status(),
+        verification=getattr(request.app.state, "last_verification", None),
     )
 
 
@@ -140,9 +142,12 @@ def _day(value: str, field: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), time(), UTC)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValidationFailed(f"{field} must be a day (YYYY-MM-DD)", field=field) from None
+    if not 1970 <= day.year <= 9000:  # the day after must exist too
+        raise ValidationFailed(f"{field} must be a day from 1970 to 9000", field=field)
+    return datetime.combine(day, time(), UTC)
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 
 from api.console.sessions import ConsoleSessions, Session, csrf_matches
-from api.http.problems import STORE_ERRORS, ApiError, status_of
+from api.http.problems import STORE_ERRORS, ApiError, field_errors, status_of, summary
 from api.story import mad
 from ledger.errors import LedgerError
 
@@ -78,6 +80,11 @@ class ConsoleRoute(APIRoute):
                 response = error_page(request, status_of(error), error.detail)
             except ApiError as error:
                 response = error_page(request, error.status, error.detail)
+            except HTTPException as error:  # Starlette's own: a malformed form body
+                response = error_page(request, error.status_code, str(error.detail))
+            except RequestValidationError as error:
+                detail = summary(field_errors(error.errors()))
+                response = error_page(request, 422, detail)
             except STORE_ERRORS:
                 response = error_page(request, 503, "The database is not answering; try again.")
             response.headers.update(CONSOLE_HEADERS)

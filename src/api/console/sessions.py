@@ -34,6 +34,7 @@ TOUCH_EVERY = timedelta(minutes=1)
 """A session's last use is written at most this often (not on every page)."""
 DEFAULT_TICKET_LIFE = timedelta(minutes=5)
 MAX_TICKET_LIFE = timedelta(minutes=60)
+TICKET_ROW_MARGIN = timedelta(hours=1)
 AUDIENCE = "gig-ledger-console"
 STAFF_ROLES = frozenset({"support", "auditor", "admin"})
 """The roles the console is for; a signed-in ``user`` is shown a 403 page."""
@@ -203,7 +204,9 @@ class ConsoleSessions:
         ``exp`` once its row is gone); returns how many sessions."""
         now = self._clock()
         with self._db.transaction() as txn:
-            txn.execute("DELETE FROM console_tickets WHERE expires_at < :now", {"now": iso(now)})
+            # A used ticket's row outlives its exp by an hour: another process's clock may lag.
+            gone = {"cut": iso(now - TICKET_ROW_MARGIN)}
+            txn.execute("DELETE FROM console_tickets WHERE expires_at < :cut", gone)
             return txn.execute(
                 "DELETE FROM console_sessions WHERE last_seen_at < :cut", {"cut": iso(now - IDLE)}
             )

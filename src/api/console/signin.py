@@ -24,7 +24,7 @@ from api.console.routing import (
     render,
     sessions,
 )
-from api.console.sessions import IDLE, TicketRefused
+from api.console.sessions import TicketRefused
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -38,7 +38,9 @@ def sign_in(request: Request) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login(request: Request, ticket: Annotated[str, Query(max_length=MAX_TICKET)] = "") -> Response:
-    """Redeem a one-time link; its second use, a forged or expired one: 403 page."""
+    """Redeem a one-time link; its second use, a forged or expired one: 403 page. The
+    cookie lasts as long as the browser session; the server ends it after ``IDLE`` unused
+    (a ``Max-Age`` would end an active session 8 h after sign-in)."""
     try:
         token, session = sessions(request).redeem(ticket)
     except TicketRefused as refused:
@@ -48,7 +50,6 @@ def login(request: Request, ticket: Annotated[str, Query(max_length=MAX_TICKET)]
     response.set_cookie(
         COOKIE,
         token,
-        max_age=int(IDLE.total_seconds()),
         path=PREFIX,
         httponly=True,
         samesite="strict",

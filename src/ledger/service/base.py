@@ -209,12 +209,16 @@ class LedgerBase(Application[UUID]):
         if _previewing.get():
             if prepare is not None:
                 raise ValueError("a command calling outside the ledger cannot be previewed")
-            try:
-                aggregates = decide()
-            except Unchanged:
-                raise Previewed([]) from None
-            events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-            raise Previewed(cast(list[Aggregate.Event], events))
+            for _ in range(self.max_attempts):
+                try:
+                    aggregates = decide()
+                except StaleRead:  # read between two writes: read again, as below
+                    continue
+                except Unchanged:
+                    raise Previewed([]) from None
+                events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+                raise Previewed(cast(list[Aggregate.Event], events))
+            raise Busy("the resource changed too often while this command ran; try again")
         receipt = receipts.take()
         recorded = self._recorded_before(receipt) if receipt and receipt.recheck else None
         if recorded is not None:
@@ -254,10 +258,12 @@ class LedgerBase(Application[UUID]):
         """The events ``command`` (a call of one of this app's commands) would record now,
         decided on the current state with the same rules, access checks included, and not
         saved: what a console shows before a person confirms. An empty list: it would change
-        nothing.
+        nothing (the command also returned without deciding anything to save).
 
         Raises: whatever the command raises when it is not allowed; ValueError for a
-        command that calls outside the ledger (the gateway) before deciding.
+        command whose call outside the ledger is part of saving (``_run``'s ``prepare``).
+        A command that first *reads* outside the ledger (``sync_payment`` asks the gateway)
+        makes that read.
         """
         token = _previewing.set(True)
         try:
@@ -266,7 +272,7 @@ class LedgerBase(Application[UUID]):
             return previewed.events
         finally:
             _previewing.reset(token)
-        raise RuntimeError("the command decided nothing to preview")  # not a _run command
+        return []
 
     def _recorded_before(self, receipt: Receipt) -> Done[Any] | None:
         """The answer an earlier run of this keyed request committed, if one did: its

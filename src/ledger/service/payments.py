@@ -20,6 +20,7 @@ from ledger.errors import (
     InvalidTransition,
     NotFound,
     ValidationFailed,
+    VersionMismatch,
 )
 from ledger.gateway.port import Checkout, CheckoutRequest, Transaction
 from ledger.money import CURRENCY
@@ -252,18 +253,27 @@ class PaymentCommands(LedgerBase):
 
         return self._run(decide)
 
-    def confirm_refund(self, caller: Caller, payment_id: UUID, reference: str) -> Done[Payment]:
+    def confirm_refund(
+        self,
+        caller: Caller,
+        payment_id: UUID,
+        reference: str,
+        expected_version: int | None = None,
+    ) -> Done[Payment]:
         """Support confirms the oldest requested refund was made at the gateway, quoting
-        the gateway's reference for it.
+        the gateway's reference for it; with ``expected_version``, only if the payment is
+        still at that version (the refund confirmed is the one that was shown).
 
         Raises: NotFound, Forbidden (not support or admin), InvalidTransition (none waits),
-        ValidationFailed (bad reference: one line of visible text).
+        ValidationFailed (bad reference: one line of visible text), VersionMismatch.
         """
 
         def decide() -> list[Payment]:
             payment = self._payment(payment_id)
             order = self._order(payment.order_id)
             actor = access.acting_on(caller, order, ("support", "admin"))
+            if expected_version is not None and payment.version != expected_version:
+                raise VersionMismatch(expected_version, payment.version)
             check_text(reference, "reference", max_length=255, single_line=True)
             payment.confirm_refund(reference, actor, self.clock())
             return [payment]
