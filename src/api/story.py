@@ -11,7 +11,6 @@ from typing import Any
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
 from ledger.money import from_centimes
-from ledger.service import TimelineEntry
 
 SHORT = 60
 """Longest free text (a reason, a message) shown in a summary; the API has it whole."""
@@ -55,11 +54,6 @@ def refunds(payment: Payment | None) -> str:
     if not made and not asked:
         return "none"
     return f"{mad(payment.refunded)} refunded: " + "; ".join(made + asked)
-
-
-def summary(entry: TimelineEntry) -> str:
-    """What the event of a timeline entry changed, in words."""
-    return described(entry.event)
 
 
 def described(event: object) -> str:

@@ -35,12 +35,21 @@ def add_parser(commands: Subcommands) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        ticket = issue_ticket(
-            signing_key(settings), args.sub, args.role, utc_now(), timedelta(minutes=args.minutes)
-        )
+        life = timedelta(minutes=args.minutes)
+        print(sign_in_link(settings, args.host, args.port, args.sub, args.role, life))
     except (ValueError, OverflowError) as error:
         console.print(str(error), markup=False)
         return 2
-    base = str(served_at(settings, args.host, args.port).public_url).rstrip("/")
-    print(f"{base}/console/login?ticket={quote(ticket)}")
     return 0
+
+
+def sign_in_link(
+    settings: Settings, host: str, port: int, subject: str, role: str, life: timedelta
+) -> str:
+    """The one-time sign-in URL for ``subject`` as ``role`` (``ledger demo`` prints one too).
+
+    Raises: ValueError (see ``issue_ticket``).
+    """
+    ticket = issue_ticket(signing_key(settings), subject, role, utc_now(), life)
+    base = str(served_at(settings, host, port).public_url).rstrip("/")
+    return f"{base}/console/login?ticket={quote(ticket)}"

@@ -15,11 +15,11 @@ from uuid import UUID
 from rich.console import Console
 
 from api.cli.common import Subcommands, address_arguments, console, served_at
-from api.console.sessions import MAX_TICKET_LIFE, issue_ticket
-from api.http.auth import Authenticator, signing_key
+from api.cli.console_link import sign_in_link
+from api.console.sessions import MAX_TICKET_LIFE
+from api.http.auth import Authenticator
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
-from ledger.clock import utc_now
 from ledger.domain.payment import payment_id_for
 from ledger.domain.values import CancelReason, Package
 from ledger.service import LedgerApp
@@ -61,11 +61,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         out.print(f"  {sub:<16} {auth.issue(sub, [role])}")
     out.print(f"\nTry:  curl -H 'Authorization: Bearer <demo-client token>' {base}/v1/orders")
     out.print(f"Docs: {base}/docs")
-    ticket = issue_ticket(
-        signing_key(settings), "demo-support", "support", utc_now(), MAX_TICKET_LIFE
-    )
+    link = sign_in_link(settings, args.host, args.port, "demo-support", "support", MAX_TICKET_LIFE)
     out.print(f"Console (support, one use, {MAX_TICKET_LIFE.seconds // 60} min):")
-    out.print(f"  {base}/console/login?ticket={ticket}")
+    out.print(f"  {link}")
     return 0
 
 

@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.cli.common import Subcommands, console
-from api.story import mad, order_status, payment_status, plural, refunds, short, summary, when
+from api.story import described, mad, order_status, payment_status, plural, refunds, short, when
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
 from ledger.errors import NotFound
@@ -99,8 +99,8 @@ def events_table(timeline: Timeline) -> Table:
     for entry in timeline.entries:
         what = Text(entry.kind, style="bold")
         what.append(f" → {entry.status}, {entry.stage}", style="")
-        if described := summary(entry):
-            what.append("\n" + clean(described), style="")
+        if words := described(entry.event):
+            what.append("\n" + clean(words), style="")
         who = clean(f"{entry.actor.id} ({entry.actor.role})")
         table.add_row(
             Text(str(entry.position)), Text(f"{when(entry.event.timestamp)}\n{who}"), what

@@ -49,7 +49,7 @@ def _act(
     order, payment = timeline.order, timeline.payment
     version = whole_number(form.get("version", ""), order.version, "version")
     command = action.command(Asked(ledger, caller, order, payment, form, version))
-    fields = fields_of(action, form)
+    fields = fields_of(form)
     if form.get("step") != "confirm":
         # A confirmation is checked by the command itself (after its receipt: a second
         # submission is answered from the first run, not refused as no longer possible).

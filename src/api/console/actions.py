@@ -163,6 +163,6 @@ def receipt(caller: Caller, key: str, name: str, order_id: UUID, fields: dict[st
     return Receipt(caller.id, f"console:{key}", digest, recheck=True)
 
 
-def fields_of(action: Action, form: dict[str, str]) -> dict[str, Any]:
+def fields_of(form: dict[str, str]) -> dict[str, Any]:
     """The form's fields an action's confirmation carries on (all but the step and CSRF)."""
     return {k: v for k, v in form.items() if k not in ("csrf", "step")}

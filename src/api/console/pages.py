@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from api.console.actions import offered
 from api.console.routing import PREFIX, ConsoleRoute, StaffDep, render
 from api.http.routes.common import parse_id
-from api.story import mad, summary
+from api.story import described, mad
 from ledger.clock import iso
 from ledger.domain.values import OrderStatus, Stage
 from ledger.errors import ValidationFailed
@@ -167,7 +167,7 @@ def order(
     steps = [
         {
             "entry": entry,
-            "words": summary(entry),
+            "words": described(entry.event),
             "order_version": entry.event.originator_version
             if entry.event.originator_id == oid
             else None,
