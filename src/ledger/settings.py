@@ -37,6 +37,14 @@ FAILED_AUTH_DEFAULT = "300/minute;1000/hour"
 """``LEDGER_RATE_LIMIT_FAILED_AUTH`` when unset in production."""
 RATE_LIMIT_REDIS = frozenset({"redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"})
 """The ``limits`` storages of Redis, whose counts every process shares."""
+PROVIDER_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+"""What ``LEDGER_AUTH_ALGORITHMS`` may name: signatures by a key pair only. ``none`` and the
+HMAC algorithms are never among them, so a token can never be checked with a published
+public key as its shared secret."""
+LEDGER_ROLES = frozenset({"support", "auditor", "admin"})
+"""What ``LEDGER_AUTH_ROLE_MAP`` maps a provider's role names to (anyone else is a user)."""
 
 
 def _env(name: str, **constraints: Any) -> Any:
@@ -46,7 +54,10 @@ def _env(name: str, **constraints: Any) -> Any:
 class Settings(BaseSettings):
     """Gig Ledger's settings; the README's configuration table lists the same variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
+    """An empty variable counts as unset, as ``${NAME:-}`` in docker-compose.yml leaves it."""
 
     environment: Annotated[Literal["development", "production"], _env("LEDGER_ENV")] = "development"
     database_url: Annotated[str, _env("LEDGER_DATABASE_URL")] = "sqlite:///var/ledger.db"
@@ -58,6 +69,18 @@ class Settings(BaseSettings):
     auth_max_token_hours: Annotated[int, _env("LEDGER_AUTH_MAX_TOKEN_HOURS", ge=1, le=366 * 24)] = (
         24
     )
+    auth_issuer: Annotated[str | None, _env("LEDGER_AUTH_ISSUER")] = None
+    """The identity provider's issuer, exactly as its tokens' ``iss`` says it; its keys and
+    endpoints are found by OpenID discovery unless ``LEDGER_AUTH_JWKS_URL`` names the keys."""
+    auth_jwks_url: Annotated[str | None, _env("LEDGER_AUTH_JWKS_URL")] = None
+    auth_audience: Annotated[str | None, _env("LEDGER_AUTH_AUDIENCE")] = None
+    auth_algorithms: Annotated[str, _env("LEDGER_AUTH_ALGORITHMS")] = "RS256,ES256"
+    auth_roles_claim: Annotated[str, _env("LEDGER_AUTH_ROLES_CLAIM")] = "roles"
+    auth_subject_claim: Annotated[str, _env("LEDGER_AUTH_SUBJECT_CLAIM")] = "sub"
+    auth_role_map: Annotated[str, _env("LEDGER_AUTH_ROLE_MAP")] = ""
+    """``provider-role=ledger-role`` pairs joined by ``,`` (``ledger-support=support``)."""
+    console_client_id: Annotated[str | None, _env("LEDGER_CONSOLE_CLIENT_ID")] = None
+    console_client_secret: Annotated[SecretStr | None, _env("LEDGER_CONSOLE_CLIENT_SECRET")] = None
     gateway: Annotated[Literal["sandbox", "youcanpay"], _env("LEDGER_GATEWAY")] = "sandbox"
     sandbox_on_public_host: Annotated[bool, _env("LEDGER_SANDBOX_ON_PUBLIC_HOST")] = False
     youcanpay_private_key: Annotated[SecretStr | None, _env("YOUCANPAY_PRIVATE_KEY")] = None
@@ -141,10 +164,66 @@ class Settings(BaseSettings):
                 raise ValueError("must be a random string of at least 32 characters")
         return secret
 
+    @field_validator("auth_issuer", "auth_jwks_url")
+    @classmethod
+    def _provider_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL (http:// is taken in development only)")
+        return url
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _provider_algorithms(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names or set(names) - PROVIDER_ALGORITHMS:
+            allowed = ", ".join(sorted(PROVIDER_ALGORITHMS))
+            raise ValueError(f"must name one or more of {allowed}, joined by ','")
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("auth_roles_claim", "auth_subject_claim")
+    @classmethod
+    def _claim_path(cls, path: str) -> str:
+        if not path or any(not part.strip() for part in path.split(".")):
+            raise ValueError("must be a claim name, or names joined by '.' (realm_access.roles)")
+        return path
+
+    @field_validator("auth_role_map")
+    @classmethod
+    def _role_map(cls, value: str) -> str:
+        _parse_role_map(value)
+        return value
+
     @model_validator(mode="after")
     def _complete_for_the_chosen_parts(self) -> Settings:
-        if self.environment == "production" and self.auth_secret is None:
-            raise ValueError("LEDGER_AUTH_SECRET must be set when LEDGER_ENV=production")
+        if self.environment == "production" and not (self.auth_secret or self.has_provider):
+            raise ValueError(
+                "LEDGER_ENV=production needs a way to check bearer tokens: set "
+                "LEDGER_AUTH_ISSUER or LEDGER_AUTH_JWKS_URL (an identity provider), "
+                "or LEDGER_AUTH_SECRET (tokens signed with a shared key)"
+            )
+        if self.environment == "production":
+            for name, url in (
+                ("LEDGER_AUTH_ISSUER", self.auth_issuer),
+                ("LEDGER_AUTH_JWKS_URL", self.auth_jwks_url),
+            ):
+                if url is not None and urlsplit(url).scheme != "https":
+                    raise ValueError(f"{name} must be https when LEDGER_ENV=production")
+        if self.environment == "production" and self.has_provider and not self.auth_audience:
+            raise ValueError(
+                "LEDGER_AUTH_AUDIENCE must be set with an identity provider when "
+                "LEDGER_ENV=production: otherwise a token the provider issued to any of its "
+                "clients (an ID token too) would be taken"
+            )
+        if self.console_client_id is not None and self.auth_issuer is None:
+            raise ValueError(
+                "LEDGER_CONSOLE_CLIENT_ID needs LEDGER_AUTH_ISSUER: the console finds the "
+                "provider's sign-in endpoints by OpenID discovery from the issuer"
+            )
+        if self.console_client_secret is not None and self.console_client_id is None:
+            raise ValueError("LEDGER_CONSOLE_CLIENT_SECRET is set without LEDGER_CONSOLE_CLIENT_ID")
         if self.environment == "production" and self.gateway == "sandbox":
             raise ValueError(
                 "LEDGER_GATEWAY=sandbox lets anyone mark an order paid; "
@@ -166,6 +245,20 @@ class Settings(BaseSettings):
         if found := [problem for problem in problems if problem]:
             raise ValueError("; ".join(found))
         return self
+
+    @property
+    def has_provider(self) -> bool:
+        """Whether bearer tokens may come from an identity provider."""
+        return self.auth_issuer is not None or self.auth_jwks_url is not None
+
+    @property
+    def provider_algorithms(self) -> tuple[str, ...]:
+        return tuple(self.auth_algorithms.split(","))
+
+    @property
+    def role_map(self) -> dict[str, str]:
+        """``LEDGER_AUTH_ROLE_MAP`` read: the provider's role name → the ledger's role."""
+        return _parse_role_map(self.auth_role_map)
 
     @property
     def commands_rate(self) -> str:
@@ -269,6 +362,24 @@ def _key_problem(name: str, kind: str, value: str | None, *, sandbox: bool) -> s
         f"{name} is not a YouCanPay key for {where}: expected {expected} followed by "
         "16 to 200 letters, digits, '_' or '-'"
     )
+
+
+def _parse_role_map(value: str) -> dict[str, str]:
+    """``a=support, b=admin`` → ``{"a": "support", "b": "admin"}``.
+
+    Raises: ValueError, for a pair that is not ``name=role`` with one of ``LEDGER_ROLES``,
+    or a provider role named twice.
+    """
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        name, equals, role = (part.strip() for part in pair.partition("="))
+        if not (name and equals and role in LEDGER_ROLES):
+            roles = ", ".join(sorted(LEDGER_ROLES))
+            raise ValueError(f"{pair!r} is not provider-role=ledger-role with one of {roles}")
+        if name in mapping:
+            raise ValueError(f"the provider role {name!r} is mapped twice")
+        mapping[name] = role
+    return mapping
 
 
 def private_directory(path: Path) -> None:

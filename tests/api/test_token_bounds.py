@@ -4,6 +4,7 @@ character — each refusal a problem+json that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -142,9 +143,9 @@ def test_the_cap_is_the_setting(settings: Settings) -> None:
     assert auth.max_ttl == timedelta(hours=1)
     key = signing_key(settings)
     with pytest.raises(ApiError, match="longer than 1 hours") as refused:
-        auth.caller(f"Bearer {token(key, exp=NOW + 2 * 3600, iat=NOW)}")
+        asyncio.run(auth.caller(f"Bearer {token(key, exp=NOW + 2 * 3600, iat=NOW)}"))
     assert refused.value.status == 401
-    assert auth.caller(f"Bearer {token(key)}").id == "client-1"
+    assert asyncio.run(auth.caller(f"Bearer {token(key)}")).id == "client-1"
 
 
 def test_without_iat_the_lifetime_counts_from_the_clock(settings: Settings) -> None:
@@ -153,9 +154,9 @@ def test_without_iat_the_lifetime_counts_from_the_clock(settings: Settings) -> N
     bearer = f"Bearer {token(key, iat=None, exp=now + timedelta(hours=20))}"
     later = Authenticator(key, clock=lambda: now - timedelta(hours=5))  # 25 h before exp
     with pytest.raises(ApiError) as refused:
-        later.caller(bearer)
+        asyncio.run(later.caller(bearer))
     assert refused.value.status == 401
-    assert Authenticator(key, clock=lambda: now).caller(bearer).id == "client-1"
+    assert asyncio.run(Authenticator(key, clock=lambda: now).caller(bearer)).id == "client-1"
 
 
 # -- single-line text ---------------------------------------------------------------------------

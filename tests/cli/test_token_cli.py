@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import jwt
@@ -42,7 +43,7 @@ def test_the_cap_itself_is_minted_and_accepted(
     token = out.strip()
     found = claims(cli_settings, token)
     assert found["exp"] - found["iat"] == 24 * 3600  # type: ignore[operator]
-    caller = Authenticator.for_settings(cli_settings).caller(f"Bearer {token}")
+    caller = asyncio.run(Authenticator.for_settings(cli_settings).caller(f"Bearer {token}"))
     assert (caller.id, caller.roles) == ("ana", frozenset({"admin"}))
 
 
@@ -66,3 +67,17 @@ def test_a_subject_with_a_control_or_invisible_character_exits_2(
     code, out, err = run_cli(capsys, "token", "--sub", subject)
     assert (code, out) == (2, "")
     assert "control or invisible" in err
+
+
+def test_with_only_a_provider_there_is_no_key_to_mint_with(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_AUTH_ISSUER", "https://id.example/realms/market")
+    code, _, err = run_cli(capsys, "token", "--sub", "ana")
+    assert code == 2 and "LEDGER_AUTH_SECRET" in err
+    code, _, err = run_cli(capsys, "console-link", "--sub", "ana", "--role", "support")
+    assert code == 2 and "identity provider" in err
+    code, out, _ = run_cli(capsys, "demo")  # the data, and where tokens come from instead
+    assert code == 0 and "Tokens come from the identity provider" in out
+    assert "Bearer" not in out and "ticket=" not in out
+    assert not (cli_settings.var_dir / "auth-secret").exists()

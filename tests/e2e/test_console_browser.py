@@ -11,10 +11,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from tests.e2e.conftest import ledger
 from tests.e2e.test_checkout_browser import ARTIFACTS, chromium, free_port, head
+from tests.identity_provider import (
+    AUDIENCE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ROLE_MAP,
+    ROLES_CLAIM,
+    running,
+)
 
 
 def shot(page: Page, directory: Path, name: str) -> Path:
@@ -159,3 +168,51 @@ def test_support_and_an_auditor_in_the_console(serve, tmp_path: Path) -> None:
             browser.close()
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copyfile(order_shot, ARTIFACTS / "console-order.png")
+
+
+def test_support_signs_in_through_the_identity_provider(serve, tmp_path: Path) -> None:
+    """``ledger serve`` with no shared secret, taking the loopback provider's tokens: its
+    API accepts the provider's access token, and support signs in to the console through
+    the provider's own page (the code flow with PKCE) in Chromium."""
+    executable = chromium()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running() as provider:
+        provider.users["ana"] = ["ledger-support"]
+        provider.redirect_uris.add(f"{base}/console/callback")
+        server = serve(
+            port,
+            LEDGER_DATABASE_URL=f"sqlite:///{tmp_path}/var/ledger.db",
+            LEDGER_PUBLIC_URL=base,
+            LEDGER_AUTH_ISSUER=provider.url,
+            LEDGER_AUTH_AUDIENCE=AUDIENCE,
+            LEDGER_AUTH_ROLES_CLAIM=ROLES_CLAIM,
+            LEDGER_AUTH_ROLE_MAP=ROLE_MAP,
+            LEDGER_CONSOLE_CLIENT_ID=CLIENT_ID,
+            LEDGER_CONSOLE_CLIENT_SECRET=CLIENT_SECRET,
+        )
+        bearer = {"Authorization": f"Bearer {provider.token('ana', ['ledger-support'])}"}
+        assert httpx.get(f"{server.url}/v1/orders", headers=bearer).status_code == 200
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True)
+            try:
+                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                page.goto(f"{server.url}/console")
+                page.wait_for_url(f"{server.url}/console/sign-in")
+                assert "ledger console-link" not in page.inner_text("main")
+                shot(page, tmp_path, "sign-in-provider")
+                page.click("text=Sign in with your organisation's account")
+                page.wait_for_selector("text=Sign in to the test provider")
+                page.fill("input[name=username]", "ana")
+                page.click("button:has-text('Sign in')")
+                page.wait_for_url(f"{server.url}/console")
+                assert "ana · support" in page.inner_text("header")
+                assert "Orders now" in page.inner_text("main")
+                signed_in = shot(page, tmp_path, "provider-signed-in")
+                # Signing out ends the console's session (the provider's own is its business).
+                page.click("button:has-text('Sign out')")
+                page.wait_for_url(f"{server.url}/console/sign-in")
+            finally:
+                browser.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(signed_in, ARTIFACTS / "console-provider-sign-in.png")

@@ -307,3 +307,70 @@ def test_the_var_directory_is_made_private(tmp_path: Path, monkeypatch: pytest.M
         os.umask(previous)
     assert oct((tmp_path / "deep" / "var").stat().st_mode & 0o777) == "0o700"
     assert oct((tmp_path / "deep" / "var" / "key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_production_with_only_an_identity_provider_starts() -> None:
+    settings = load(
+        LEDGER_ENV="production",
+        LEDGER_AUTH_ISSUER="https://id.example/realms/market",
+        LEDGER_AUTH_AUDIENCE="gig-ledger",
+        LEDGER_AUTH_ROLE_MAP="ledger-support=support, ledger-admin=admin",
+        LEDGER_GATEWAY="youcanpay",
+        YOUCANPAY_PRIVATE_KEY=PRIVATE_KEY,
+        YOUCANPAY_PUBLIC_KEY=PUBLIC_KEY,
+    )
+    assert settings.has_provider and settings.auth_secret is None
+    assert settings.role_map == {"ledger-support": "support", "ledger-admin": "admin"}
+    assert settings.provider_algorithms == ("RS256", "ES256")
+
+
+def test_production_with_no_way_to_check_tokens_refuses_to_start_and_says_so() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load(LEDGER_ENV="production", LEDGER_GATEWAY="youcanpay",
+             YOUCANPAY_PRIVATE_KEY=PRIVATE_KEY, YOUCANPAY_PUBLIC_KEY=PUBLIC_KEY)  # fmt: skip
+    message = str(refused.value)
+    for name in ("LEDGER_AUTH_ISSUER", "LEDGER_AUTH_JWKS_URL", "LEDGER_AUTH_SECRET"):
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"LEDGER_AUTH_ALGORITHMS": "HS256"}, "LEDGER_AUTH_ALGORITHMS"),
+        ({"LEDGER_AUTH_ALGORITHMS": "none"}, "LEDGER_AUTH_ALGORITHMS"),
+        ({"LEDGER_AUTH_ALGORITHMS": "RS256,HS512"}, "LEDGER_AUTH_ALGORITHMS"),
+        ({"LEDGER_AUTH_ALGORITHMS": ""}, "LEDGER_AUTH_ALGORITHMS"),
+        ({"LEDGER_AUTH_ROLE_MAP": "ops=root"}, "LEDGER_AUTH_ROLE_MAP"),
+        ({"LEDGER_AUTH_ROLE_MAP": "ops"}, "LEDGER_AUTH_ROLE_MAP"),
+        ({"LEDGER_AUTH_ROLE_MAP": "ops=admin,ops=support"}, "LEDGER_AUTH_ROLE_MAP"),
+        ({"LEDGER_AUTH_ROLES_CLAIM": "realm_access..roles"}, "LEDGER_AUTH_ROLES_CLAIM"),
+        ({"LEDGER_AUTH_SUBJECT_CLAIM": ""}, "LEDGER_AUTH_SUBJECT_CLAIM"),
+        ({"LEDGER_AUTH_ISSUER": "id.example"}, "LEDGER_AUTH_ISSUER"),
+        ({"LEDGER_AUTH_JWKS_URL": "ftp://id.example/keys"}, "LEDGER_AUTH_JWKS_URL"),
+        ({"LEDGER_CONSOLE_CLIENT_ID": "console"}, "LEDGER_AUTH_ISSUER"),
+        ({"LEDGER_CONSOLE_CLIENT_SECRET": "s"}, "LEDGER_CONSOLE_CLIENT_ID"),
+        (
+            {
+                "LEDGER_ENV": "production",
+                "LEDGER_AUTH_ISSUER": "https://id.example",
+                "LEDGER_GATEWAY": "youcanpay",
+                "YOUCANPAY_PRIVATE_KEY": PRIVATE_KEY,
+                "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY,
+            },
+            "LEDGER_AUTH_AUDIENCE must be set",
+        ),
+        (
+            {
+                "LEDGER_ENV": "production",
+                "LEDGER_AUTH_ISSUER": "http://id.example",
+                "LEDGER_GATEWAY": "youcanpay",
+                "YOUCANPAY_PRIVATE_KEY": PRIVATE_KEY,
+                "YOUCANPAY_PUBLIC_KEY": PUBLIC_KEY,
+            },
+            "LEDGER_AUTH_ISSUER must be https",
+        ),
+    ],
+)
+def test_bad_identity_provider_settings_are_refused(variables: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load(**variables)

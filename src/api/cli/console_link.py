@@ -48,8 +48,14 @@ def sign_in_link(
 ) -> str:
     """The one-time sign-in URL for ``subject`` as ``role`` (``ledger demo`` prints one too).
 
-    Raises: ValueError (see ``issue_ticket``).
+    Raises: ValueError (see ``issue_ticket``), or when there is no local key.
     """
-    ticket = issue_ticket(signing_key(settings), subject, role, utc_now(), life)
+    key = signing_key(settings)
+    if key is None:
+        raise ValueError(
+            "this installation signs staff in through its identity provider"
+            f" ({settings.public_url}console/sign-in); set LEDGER_AUTH_SECRET for sign-in links"
+        )
+    ticket = issue_ticket(key, subject, role, utc_now(), life)
     base = str(served_at(settings, host, port).public_url).rstrip("/")
     return f"{base}/console/login?ticket={quote(ticket)}"

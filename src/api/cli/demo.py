@@ -17,7 +17,7 @@ from rich.console import Console
 from api.cli.common import Subcommands, address_arguments, console, served_at
 from api.cli.console_link import sign_in_link
 from api.console.sessions import MAX_TICKET_LIFE
-from api.http.auth import Authenticator
+from api.http.auth import Authenticator, signing_key
 from ledger.actors import Caller
 from ledger.bootstrap import build_ledger
 from ledger.domain.payment import payment_id_for
@@ -56,6 +56,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     out.print(f"[bold]Demo data[/bold] (up to position {demo.position}); gig {demo.gig_id}")
     for label, order_id in demo.orders.items():
         out.print(f"  {label:<17} {base}/v1/orders/{order_id}")
+    if signing_key(settings) is None:
+        out.print(f"\nTokens come from the identity provider; the console: {base}/console")
+        return 0
     out.print("\n[bold]Tokens[/bold] (12 h):")
     for sub, role in ((CLIENT.id, "user"), (FREELANCER.id, "user"), ("demo-support", "support")):
         out.print(f"  {sub:<16} {auth.issue(sub, [role])}")

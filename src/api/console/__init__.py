@@ -3,8 +3,8 @@
 Pages are Jinja2 templates with one stylesheet of our own (nothing from another origin, no
 script, no build step); they read and act through the same service and read models as the
 API, as the signed-in staff member (``sessions``). ``routing`` holds what every page shares,
-``signin`` the way in and out, ``pages`` the pages, ``actions`` and ``acting`` what staff
-do on an order (previewed, then confirmed).
+``signin`` the way in and out (``oidc`` through the identity provider), ``pages`` the pages,
+``actions`` and ``acting`` what staff do on an order (previewed, then confirmed).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from api.console import acting, audit, pages, signin
+from api.console import acting, audit, oidc, pages, signin
 from api.console.routing import PREFIX, ConsoleRoute
 from api.http.problems import ApiError
 
@@ -22,6 +22,7 @@ STYLESHEET = (Path(__file__).parent / "static" / "console.css").read_bytes()
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 router.include_router(signin.router)
+router.include_router(oidc.router)
 router.include_router(pages.router)
 router.include_router(acting.router)
 router.include_router(audit.router)

@@ -93,6 +93,26 @@ class ConsoleRoute(APIRoute):
         return as_page
 
 
+def signed_in(request: Request, token: str, session: Session) -> HTMLResponse:
+    """The page a sign-in ends on, setting the session's cookie. It moves on to the console
+    by itself rather than by a redirect: a ``SameSite=Strict`` cookie set during a
+    navigation that began on another site (a mail, a chat, the provider) is not sent on that
+    navigation's redirects, but it is on the page's own next step. The cookie lasts as long
+    as the browser session; the server ends it after ``IDLE`` unused (a ``Max-Age`` would end
+    an active session 8 h after sign-in)."""
+    request.state.console_session = session
+    response = render(request, "signed_in.html")
+    response.set_cookie(
+        COOKIE,
+        token,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=sessions(request).secure_cookie,
+    )
+    return response
+
+
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
     return render(request, "error.html", status, status=status, detail=detail)
 

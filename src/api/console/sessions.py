@@ -7,6 +7,10 @@ refuses any token with an audience, and the key differs), and a bearer token is 
 ticket. A ticket is good once: redeeming it inserts its ``jti`` into ``console_tickets``,
 whose key refuses a second use in every process sharing the database.
 
+With an identity provider, staff sign in through it instead (``api.console.oidc``), which
+ends in ``start``; an installation with no local key (a provider and no
+``LEDGER_AUTH_SECRET``) takes no sign-in links at all.
+
 A session is a random token in an ``HttpOnly`` cookie; the table ``console_sessions`` keeps
 only its SHA-256 (a copy of the table signs nobody in), the subject and role, the session's
 CSRF token, and when it was last used: a session unused for ``IDLE`` ends. Signing out
@@ -26,7 +30,7 @@ import jwt
 
 from ledger.actors import USER_ROLES, Caller
 from ledger.clock import Clock, iso
-from projections.db import Database
+from projections.db import Database, Txn
 
 IDLE = timedelta(hours=8)
 """A session unused this long is over."""
@@ -35,6 +39,8 @@ TOUCH_EVERY = timedelta(minutes=1)
 DEFAULT_TICKET_LIFE = timedelta(minutes=5)
 MAX_TICKET_LIFE = timedelta(minutes=60)
 TICKET_ROW_MARGIN = timedelta(hours=1)
+LOGIN_LIFE = timedelta(minutes=10)
+"""How long a sign-in through the provider may take, from the console to its return."""
 AUDIENCE = "gig-ledger-console"
 STAFF_ROLES = frozenset({"support", "auditor", "admin"})
 """The roles the console is for; a signed-in ``user`` is shown a 403 page."""
@@ -46,12 +52,26 @@ SCHEMA = (
         token_hash TEXT PRIMARY KEY, subject TEXT NOT NULL, role TEXT NOT NULL,
         csrf TEXT NOT NULL, created_at TEXT NOT NULL, last_seen_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS console_sessions_by_use ON console_sessions (last_seen_at)",
+    """CREATE TABLE IF NOT EXISTS console_logins (
+        login_hash TEXT PRIMARY KEY, state TEXT NOT NULL, nonce TEXT NOT NULL,
+        verifier TEXT NOT NULL, started_at TEXT NOT NULL)""",
 )
 
 
-class TicketRefused(Exception):
-    """A sign-in link that is malformed, forged, expired or already used (the reason is
-    for the page; every case signs nobody in)."""
+class SignInRefused(Exception):
+    """A sign-in link that is malformed, forged, expired or already used, or a return from
+    the provider that is not this browser's (the reason is for the page; every case signs
+    nobody in)."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """A sign-in through the provider under way: what its return must match."""
+
+    state: str
+    nonce: str
+    verifier: str
+    """PKCE's ``code_verifier``: only its S256 hash went to the provider."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +132,17 @@ class ConsoleSessions:
     """Tickets and sessions in the ledger's own database, with ``clock`` as now."""
 
     def __init__(
-        self, db: Database, auth_key: str, clock: Clock, *, secure_cookie: bool = False
+        self, db: Database, auth_key: str | None, clock: Clock, *, secure_cookie: bool = False
     ) -> None:
-        """``secure_cookie``: the cookie is sent over https only (a public URL in https)."""
+        """``auth_key``: the local key tickets are signed with (``None``: no tickets).
+        ``secure_cookie``: the cookie is sent over https only (a public URL in https)."""
         self._db, self._clock, self.secure_cookie = db, clock, secure_cookie
-        self._key = _ticket_key(auth_key)
+        self._key = None if auth_key is None else _ticket_key(auth_key)
+
+    @property
+    def takes_links(self) -> bool:
+        """Whether one-time sign-in links are taken (there is a local key)."""
+        return self._key is not None
 
     def setup(self) -> None:
         with self._db.transaction() as txn:
@@ -127,8 +153,10 @@ class ConsoleSessions:
     def redeem(self, ticket: str) -> tuple[str, Session]:
         """Use ``ticket`` once: a new session's cookie token and the session.
 
-        Raises: TicketRefused.
+        Raises: SignInRefused.
         """
+        if self._key is None:
+            raise SignInRefused("sign-in links are not taken here: sign in with the provider")
         now = self._clock()
         try:
             claims = jwt.decode(
@@ -139,13 +167,12 @@ class ConsoleSessions:
                 options={"require": ["sub", "exp", "jti", "aud"], "verify_exp": False},
             )
         except jwt.PyJWTError:
-            raise TicketRefused("this sign-in link is not valid") from None
+            raise SignInRefused("this sign-in link is not valid") from None
         subject, role, jti, expires = (claims.get(k) for k in ("sub", "role", "jti", "exp"))
         if not (isinstance(subject, str) and isinstance(jti, str) and role in USER_ROLES):
-            raise TicketRefused("this sign-in link is not valid")
+            raise SignInRefused("this sign-in link is not valid")
         if not isinstance(expires, int) or expires <= now.timestamp():
-            raise TicketRefused("this sign-in link has expired: ask for a new one")
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            raise SignInRefused("this sign-in link has expired: ask for a new one")
         with self._db.transaction() as txn:
             used = txn.execute(
                 "INSERT INTO console_tickets (jti, subject, expires_at)"
@@ -153,20 +180,75 @@ class ConsoleSessions:
                 {"jti": jti, "subject": subject, "expires": iso(_at(expires, now))},
             )
             if not used:
-                raise TicketRefused("this sign-in link has been used already: ask for a new one")
-            txn.execute(
-                "INSERT INTO console_sessions"
-                " (token_hash, subject, role, csrf, created_at, last_seen_at)"
-                " VALUES (:hash, :subject, :role, :csrf, :now, :now)",
-                {
-                    "hash": _digest(token),
-                    "subject": subject,
-                    "role": role,
-                    "csrf": csrf,
-                    "now": iso(now),
-                },
-            )
-        return token, Session(subject, str(role), csrf)
+                raise SignInRefused("this sign-in link has been used already: ask for a new one")
+            return self._open(txn, subject, str(role), now)
+
+    def start(self, subject: str, role: str) -> tuple[str, Session]:
+        """A new session for ``subject`` as ``role``, whom the identity provider vouched
+        for: its cookie token and the session."""
+        with self._db.transaction() as txn:
+            return self._open(txn, subject, role, self._clock())
+
+    def begin_login(self) -> tuple[str, Login]:
+        """A sign-in through the provider: the browser's cookie token for it, and the
+        ``state``, ``nonce`` and PKCE verifier its return is checked against."""
+        token = secrets.token_urlsafe(32)
+        login = Login(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            verifier=secrets.token_urlsafe(48),  # 64 characters: PKCE takes 43 to 128
+        )
+        self._db.statement(
+            "INSERT INTO console_logins (login_hash, state, nonce, verifier, started_at)"
+            " VALUES (:hash, :state, :nonce, :verifier, :now)",
+            {
+                "hash": _digest(token),
+                "state": login.state,
+                "nonce": login.nonce,
+                "verifier": login.verifier,
+                "now": iso(self._clock()),
+            },
+        )
+        return token, login
+
+    def take_login(self, token: str | None, state: str) -> Login:
+        """The sign-in this browser (its cookie ``token``) began and the provider's return
+        (its ``state``) ends, used up.
+
+        Raises: SignInRefused, for no such sign-in (another browser's, used, too old) or
+        a ``state`` that is not its own.
+        """
+        if not token:
+            raise SignInRefused("this sign-in was not started in this browser: start again")
+        key = {"hash": _digest(token)}
+        with self._db.transaction() as txn:
+            row = txn.one("SELECT * FROM console_logins WHERE login_hash = :hash", key)
+            # Used up by whoever deletes it: of two returns at once, one deletes nothing.
+            taken = txn.execute("DELETE FROM console_logins WHERE login_hash = :hash", key)
+        if row is None or not taken:
+            raise SignInRefused("this sign-in is over or was never started: start again")
+        if self._clock() - datetime.fromisoformat(row["started_at"]) > LOGIN_LIFE:
+            raise SignInRefused("this sign-in took too long: start again")
+        if not hmac.compare_digest(row["state"].encode(), state.encode()):
+            raise SignInRefused("this return from the provider is not this sign-in's: start again")
+        return Login(row["state"], row["nonce"], row["verifier"])
+
+    @staticmethod
+    def _open(txn: Txn, subject: str, role: str, now: datetime) -> tuple[str, Session]:
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        txn.execute(
+            "INSERT INTO console_sessions"
+            " (token_hash, subject, role, csrf, created_at, last_seen_at)"
+            " VALUES (:hash, :subject, :role, :csrf, :now, :now)",
+            {
+                "hash": _digest(token),
+                "subject": subject,
+                "role": role,
+                "csrf": csrf,
+                "now": iso(now),
+            },
+        )
+        return token, Session(subject, role, csrf)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -200,13 +282,17 @@ class ConsoleSessions:
         )
 
     def purge(self) -> int:
-        """Forget idle sessions and expired tickets (a used ticket is refused by its
-        ``exp`` once its row is gone); returns how many sessions."""
+        """Forget idle sessions, expired tickets (a used ticket is refused by its ``exp``
+        once its row is gone) and sign-ins never ended; returns how many sessions."""
         now = self._clock()
         with self._db.transaction() as txn:
             # A used ticket's row outlives its exp by an hour: another process's clock may lag.
             gone = {"cut": iso(now - TICKET_ROW_MARGIN)}
             txn.execute("DELETE FROM console_tickets WHERE expires_at < :cut", gone)
+            txn.execute(
+                "DELETE FROM console_logins WHERE started_at < :cut",
+                {"cut": iso(now - LOGIN_LIFE)},
+            )
             return txn.execute(
                 "DELETE FROM console_sessions WHERE last_seen_at < :cut", {"cut": iso(now - IDLE)}
             )

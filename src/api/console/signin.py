@@ -1,11 +1,10 @@
 """Signing in and out of the console.
 
 ``/console/login?ticket=…`` (the link ``ledger console-link`` prints) redeems the ticket and
-sets the session cookie. It answers a page that moves on to the console by itself rather than
-a redirect: a ``SameSite=Strict`` cookie set while following a link from another site (a
-mail, a chat) is not sent on a redirect of that same navigation, but it is on the page's own
-next step. ``/console/sign-in`` says how to get a link; ``POST /console/sign-out`` ends the
-session (with the form's CSRF token, so another site cannot sign a person out).
+sets the session cookie (``routing.signed_in``). ``/console/sign-in`` offers the ways in this
+installation has: the identity provider (``oidc``), one-time links, or both.
+``POST /console/sign-out`` ends the session (with the form's CSRF token, so another site
+cannot sign a person out).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.console.oidc import provider_sign_in
 from api.console.routing import (
     COOKIE,
     PREFIX,
@@ -23,8 +23,9 @@ from api.console.routing import (
     checked_form,
     render,
     sessions,
+    signed_in,
 )
-from api.console.sessions import TicketRefused
+from api.console.sessions import SignInRefused
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -33,29 +34,29 @@ MAX_TICKET = 2048
 
 @router.get("/sign-in", response_class=HTMLResponse)
 def sign_in(request: Request) -> Response:
-    return render(request, "sign_in.html")
+    return _sign_in_page(request, 200)
+
+
+def _sign_in_page(request: Request, code: int, refused: str | None = None) -> Response:
+    """The ways in this installation offers: the provider, one-time links, or both."""
+    return render(
+        request,
+        "sign_in.html",
+        code,
+        refused=refused,
+        through_provider=provider_sign_in(request) is not None,
+        takes_links=sessions(request).takes_links,
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login(request: Request, ticket: Annotated[str, Query(max_length=MAX_TICKET)] = "") -> Response:
-    """Redeem a one-time link; its second use, a forged or expired one: 403 page. The
-    cookie lasts as long as the browser session; the server ends it after ``IDLE`` unused
-    (a ``Max-Age`` would end an active session 8 h after sign-in)."""
+    """Redeem a one-time link; its second use, a forged or expired one: 403 page."""
     try:
         token, session = sessions(request).redeem(ticket)
-    except TicketRefused as refused:
-        return render(request, "sign_in.html", 403, refused=str(refused))
-    request.state.console_session = session
-    response = render(request, "signed_in.html")
-    response.set_cookie(
-        COOKIE,
-        token,
-        path=PREFIX,
-        httponly=True,
-        samesite="strict",
-        secure=sessions(request).secure_cookie,
-    )
-    return response
+    except SignInRefused as refused:
+        return _sign_in_page(request, 403, str(refused))
+    return signed_in(request, token, session)
 
 
 @router.post("/sign-out")

@@ -13,16 +13,18 @@ sit outside both, so a refused request reads no body and claims no key (``rate_l
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from api import console
+from api.console.oidc import ProviderSignIn
 from api.console.sessions import ConsoleSessions
 from api.http import openapi, problems
 from api.http.auth import Authenticator, signing_key
 from api.http.idempotency.keys import IdempotencyStore
 from api.http.idempotency.middleware import Idempotency
+from api.http.identity import IdentityProvider
 from api.http.metrics import MeasureRequests, Metrics
 from api.http.middleware import InputLimits, RequestId
 from api.http.rate_limits import RateLimits
@@ -50,6 +52,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
+    provider = IdentityProvider.for_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +60,9 @@ def create_app(
         idempotency = IdempotencyStore(runtime.db, clock)  # no I/O until ``setup``
         secure = settings.public_url.scheme == "https"
         sessions = ConsoleSessions(runtime.db, signing_key(settings), clock, secure_cookie=secure)
-        with ExitStack() as closing:
+        async with AsyncExitStack() as closing:
+            if provider is not None:
+                closing.push_async_callback(provider.aclose)
             closing.callback(idempotency.close)  # last: its claims then are others' to take
             closing.enter_context(runtime)  # first: records what is queued, answers it
             idempotency.setup()
@@ -78,7 +83,8 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
     )
-    app.state.auth = Authenticator.for_settings(settings)
+    app.state.auth = Authenticator.for_settings(settings, provider)
+    app.state.console_sign_in = ProviderSignIn.for_settings(settings, provider)
     app.state.clock = clock
     problems.install(app)
     openapi.install(app)

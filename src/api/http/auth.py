@@ -1,9 +1,16 @@
-"""Bearer tokens: HS256 JWTs with ``sub``, ``roles`` and ``exp`` (PyJWT does the crypto).
+"""Bearer tokens: from the marketplace's identity provider, or HS256 with a shared key.
 
-The key is ``LEDGER_AUTH_SECRET``. In development, when it is unset, a random key is
-generated once into ``var/auth-secret`` (mode 0600) and reused by every process on the
-machine, so ``ledger token`` mints tokens that ``ledger serve`` accepts without any set-up.
-Production refuses to start without a configured key (``Settings``).
+A token whose header says ``HS256`` is checked with the local key (PyJWT does the crypto);
+its claims are ``sub``, ``roles`` (the ledger's role names) and ``exp``. The local key is
+``LEDGER_AUTH_SECRET``; in development, when it is unset and no provider is configured, a
+random key is generated once into ``var/auth-secret`` (mode 0600) and reused by every
+process on the machine, so ``ledger token`` mints tokens that ``ledger serve`` accepts
+without any set-up. With a provider and no ``LEDGER_AUTH_SECRET`` there is no local key:
+every HS256 token is refused.
+
+Any other token is the provider's (``api.http.identity``): checked against its published
+keys, its subject and roles read from the configured claims. Production refuses to start
+with neither a provider nor a secret (``Settings``).
 
 A token can only claim the user roles (``user``, ``support``, ``auditor``, ``admin``): the
 ``gateway`` and ``clock`` capacities exist inside the process alone.
@@ -18,16 +25,20 @@ looks like the first).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import jwt
 
+from api.http.identity import IdentityProvider, ProviderUnavailable, UnknownKey
 from api.http.problems import ApiError
 from ledger.actors import USER_ROLES, Caller
 from ledger.domain.values import hidden_characters
 from ledger.settings import Settings
+
+log = logging.getLogger("api")
 
 ALGORITHM = "HS256"
 MAX_SUBJECT = 255
@@ -41,40 +52,73 @@ _TIME_LIMIT: Final = 2**53
 """Seconds beyond which a time claim is not a time (compared exactly, so an integer of
 hundreds of digits never becomes a float)."""
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gig-ledger"'}
+PROVIDER_RETRY = 10
+"""``Retry-After`` of a 503 ``identity_provider_unavailable``: the provider's keys are
+fetched at most this often (``identity.REFETCH_EVERY``)."""
+_MISSING: Final = {
+    "iss": "the token is not from the configured issuer",
+    "aud": "the token is not for this service's audience",
+}
+"""The detail of a provider's token whose ``iss`` or ``aud`` is wrong or missing."""
+NO_LOCAL_KEY = (
+    "this installation takes tokens from its identity provider and has no shared key;"
+    " set LEDGER_AUTH_SECRET to mint tokens here"
+)
 
 
 def unauthenticated(detail: str) -> ApiError:
     return ApiError(401, detail, headers=_CHALLENGE)
 
 
-def signing_key(settings: Settings) -> str:
-    """The configured secret, or the development one in ``var/`` (created on first use)."""
+def provider_unavailable(error: ProviderUnavailable) -> ApiError:
+    """The 503 of a token that needs a key the provider cannot give now."""
+    log.warning("a token waits on the identity provider: %s", error)
+    return ApiError(
+        503,
+        "the identity provider's signing keys cannot be fetched; retry shortly",
+        code="identity_provider_unavailable",
+        headers={"Retry-After": str(PROVIDER_RETRY)},
+    )
+
+
+def signing_key(settings: Settings) -> str | None:
+    """The local key: the configured secret, or in development without a provider the
+    one in ``var/`` (created on first use); ``None`` when tokens come only from the
+    provider."""
     if settings.auth_secret is not None:
         return settings.auth_secret.get_secret_value()
+    if settings.has_provider:
+        return None
     return settings.local_secret("auth-secret")
 
 
 class Authenticator:
-    """Mints and checks tokens with one key, valid ``max_ttl`` at most."""
+    """Checks tokens, valid ``max_ttl`` at most: HS256 ones with ``key``, others with
+    ``provider``; mints HS256 ones when there is a ``key``."""
 
     def __init__(
         self,
-        key: str,
+        key: str | None,
         max_ttl: timedelta = DEFAULT_MAX_TTL,
         clock: Callable[[], datetime] | None = None,
+        provider: IdentityProvider | None = None,
     ) -> None:
         """``clock`` is now, for the lifetime of a token without ``iat`` (PyJWT checks
         ``exp`` and ``nbf`` against the real time)."""
         if max_ttl <= timedelta(0):
             raise ValueError("the longest token lifetime must be positive")
-        self._key = key
+        self._key, self.provider = key, provider
         self.max_ttl = max_ttl
         self._clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Authenticator:
-        """The installation's key, and its ``LEDGER_AUTH_MAX_TOKEN_HOURS``."""
-        return cls(signing_key(settings), timedelta(hours=settings.auth_max_token_hours))
+    def for_settings(
+        cls, settings: Settings, provider: IdentityProvider | None = None
+    ) -> Authenticator:
+        """The installation's local key and ``provider``, and its
+        ``LEDGER_AUTH_MAX_TOKEN_HOURS``."""
+        max_ttl = timedelta(hours=settings.auth_max_token_hours)
+        return cls(signing_key(settings), max_ttl, provider=provider)
 
     def issue(
         self,
@@ -84,7 +128,10 @@ class Authenticator:
         now: datetime | None = None,
     ) -> str:
         """Raises: ValueError for an empty or too long subject, one with a control or
-        invisible character, an unknown role, or a ``ttl`` beyond ``max_ttl``."""
+        invisible character, an unknown role, a ``ttl`` beyond ``max_ttl``, or no local
+        key."""
+        if self._key is None:
+            raise ValueError(NO_LOCAL_KEY)
         roles = sorted(set(roles))
         if not subject or len(subject) > MAX_SUBJECT:
             raise ValueError(f"the subject must be 1 to {MAX_SUBJECT} characters")
@@ -98,31 +145,74 @@ class Authenticator:
         claims = {"sub": subject, "roles": roles, "iat": issued, "exp": issued + ttl}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def caller(self, authorization: str | None, request_id: str | None = None) -> Caller:
+    async def caller(self, authorization: str | None, request_id: str | None = None) -> Caller:
         """The caller a ``Bearer`` header names.
 
         Raises:
             ApiError: 401, for a missing, malformed, forged or expired token, or a token
-                with claims this service does not grant.
+                with claims this service does not grant; 503, when the token needs a key
+                the identity provider cannot give now.
         """
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise unauthenticated("a bearer token is required")
         try:
-            claims = jwt.decode(
-                token.strip(),
+            header = jwt.get_unverified_header(token)  # which key: checked by the signature
+        except jwt.PyJWTError:
+            raise unauthenticated("the token is not valid") from None
+        if header.get("alg") == ALGORITHM and self._key is not None:
+            claims = self._local_claims(token)
+            subject, roles = claims["sub"], _roles(claims)
+        elif self.provider is not None:
+            claims = await self._provider_claims(self.provider, token, header)
+            mapped = self.provider.roles(claims)
+            if mapped is None:
+                raise unauthenticated("the token's roles claim must be a name or a list of names")
+            subject, roles = self.provider.subject(claims), mapped
+        else:  # alg none, HS256 with no local key, a key pair with no provider
+            raise unauthenticated("the token is not valid")
+        _check_type(header)
+        self._check_lifetime(claims)
+        return Caller(_subject(subject), roles, request_id)
+
+    def _local_claims(self, token: str) -> dict[str, Any]:
+        assert self._key is not None
+        try:
+            return jwt.decode(
+                token,
                 self._key,
                 algorithms=[ALGORITHM],
                 options={"require": ["sub", "exp"]},
             )
-            header = jwt.get_unverified_header(token.strip())  # read once the signature held
         except jwt.ExpiredSignatureError:
             raise unauthenticated("the token has expired") from None
         except jwt.PyJWTError:
             raise unauthenticated("the token is not valid") from None
-        _check_type(header)
-        self._check_lifetime(claims)
-        return Caller(_subject(claims), _roles(claims), request_id)
+
+    async def _provider_claims(
+        self, provider: IdentityProvider, token: str, header: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The claims of a token of ``provider``, for ``LEDGER_AUTH_AUDIENCE``."""
+        try:
+            claims: dict[str, Any] = await provider.claims(token, header, provider.audience)
+        except ProviderUnavailable as error:
+            raise provider_unavailable(error) from None
+        except UnknownKey:
+            raise unauthenticated(
+                "the token is signed with a key its issuer does not publish"
+            ) from None
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("the token has expired") from None
+        except jwt.MissingRequiredClaimError as missing:
+            raise unauthenticated(_MISSING.get(missing.claim, "the token is not valid")) from None
+        except jwt.InvalidIssuerError:
+            raise unauthenticated(_MISSING["iss"]) from None
+        except jwt.InvalidAudienceError:
+            raise unauthenticated(_MISSING["aud"]) from None
+        except jwt.PyJWTError:
+            raise unauthenticated("the token is not valid") from None
+        return claims
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """``exp``, ``iat`` and ``nbf`` are numbers, and ``exp`` at most ``max_ttl`` after
@@ -152,8 +242,7 @@ def _check_type(header: dict[str, Any]) -> None:
         raise unauthenticated("the token's typ must be JWT")
 
 
-def _subject(claims: dict[str, Any]) -> str:
-    subject = claims["sub"]
+def _subject(subject: Any) -> str:
     if (
         not isinstance(subject, str)
         or not 0 < len(subject) <= MAX_SUBJECT

@@ -44,7 +44,10 @@ async def _read_models(request: Request) -> ReadModels:
 
 BEARER = HTTPBearer(
     bearerFormat="JWT",
-    description="A JWT signed for this installation (claims sub, roles, exp).",
+    description=(
+        "A JWT from the marketplace's identity provider, or one signed with this"
+        " installation's shared key (claims sub, roles, exp)."
+    ),
     auto_error=False,
 )
 """Declares the bearer scheme (``/docs`` gets its Authorize button); the token itself is
@@ -59,7 +62,7 @@ async def _caller(
         return known
     auth: Authenticator = request.app.state.auth
     authorization = request.headers.get("authorization")
-    return auth.caller(authorization, getattr(request.state, "request_id", None))
+    return await auth.caller(authorization, getattr(request.state, "request_id", None))
 
 
 async def _expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:

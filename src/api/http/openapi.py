@@ -45,7 +45,13 @@ CODES: dict[int, tuple[str, ...]] = {
     422: ("validation_failed", "invalid_cursor"),
     429: ("rate_limited",),
     502: ("gateway_refused",),
-    503: ("not_ready", "busy", "gateway_unavailable", "outcome_unknown"),
+    503: (
+        "not_ready",
+        "busy",
+        "gateway_unavailable",
+        "outcome_unknown",
+        "identity_provider_unavailable",
+    ),
 }
 """The ``code`` values an error of each status carries (``ledger.errors`` and the edge's)."""
 
@@ -61,7 +67,10 @@ MEANING = {
     429: "Too many commands from this caller, or failed authentications from this address"
     " (Retry-After)",
     502: "The payment gateway refused the request",
-    503: "Try again (Retry-After): the database, the read models or the gateway is not ready",
+    503: (
+        "Try again (Retry-After): the database, the read models, the gateway or the"
+        " identity provider is not ready"
+    ),
 }
 
 ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
@@ -281,6 +290,7 @@ def _common(operation: dict[str, Any], name: str, method: str) -> set[int]:
     statuses = {400}
     if "security" in operation:
         statuses |= {401, 429}  # failed auth per address; commands per caller (rate_limits)
+        statuses.add(503)  # a token whose key the identity provider cannot give now
     if "requestBody" in operation:
         statuses |= {413, 422}
     if operation.get("parameters"):

@@ -93,7 +93,13 @@ class RateLimits:
         if scope["type"] != "http" or not limited(scope["path"]):
             await self.app(scope, receive, send)
             return
-        caller = _caller(scope)
+        try:
+            caller = await _caller(scope)
+        except ApiError as error:  # the identity provider down: not a failed authentication
+            await problem(error.status, error.detail, code=error.code, headers=error.headers)(
+                scope, receive, send
+            )
+            return
         if caller is not None:
             scope.setdefault("state", {})["caller"] = caller
             if self.commands and scope["method"] not in SAFE_METHODS:
@@ -159,13 +165,18 @@ class RateLimits:
         return None
 
 
-def _caller(scope: Scope) -> Caller | None:
-    """The caller of a valid bearer token, or ``None``."""
+async def _caller(scope: Scope) -> Caller | None:
+    """The caller of a valid bearer token, or ``None``.
+
+    Raises: ApiError, other than 401 (the identity provider cannot be reached).
+    """
     auth: Authenticator = scope["app"].state.auth
     request_id = scope.get("state", {}).get("request_id")
     try:
-        return auth.caller(header(scope, b"authorization"), request_id)
-    except ApiError:
+        return await auth.caller(header(scope, b"authorization"), request_id)
+    except ApiError as error:
+        if error.status != 401:
+            raise
         return None
 
 

@@ -17,6 +17,7 @@ from api.http.auth import Authenticator
 from api.http.idempotency.keys import MAX_KEY, IdempotencyStore, Stored, derived_id, request_hash
 from api.http.middleware import header
 from api.http.problems import STORE_ERRORS, ApiError, problem, store_down
+from ledger.actors import Caller
 from ledger.receipts import Receipt, keyed
 
 REPLAYED = (b"idempotent-replayed", b"true")
@@ -38,14 +39,16 @@ class Idempotency:
             await problem(422, detail, errors=errors)(scope, receive, send)
             return
         state = scope["app"].state
-        auth: Authenticator = state.auth
-        request_id = scope.get("state", {}).get("request_id")
-        try:
-            caller = auth.caller(header(scope, b"authorization"), request_id)
-        except ApiError:  # not authenticated: the route answers 401 and nothing is kept
-            await self.app(scope, receive, send)
-            return
-        scope.setdefault("state", {})["caller"] = caller  # the route need not decode it again
+        caller: Caller | None = scope.get("state", {}).get("caller")  # from ``RateLimits``
+        if caller is None:
+            auth: Authenticator = state.auth
+            request_id = scope.get("state", {}).get("request_id")
+            try:
+                caller = await auth.caller(header(scope, b"authorization"), request_id)
+            except ApiError:  # not authenticated: the route answers it and nothing is kept
+                await self.app(scope, receive, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller  # the route need not decode it
         await self._once(scope, receive, send, state.idempotency, caller.id, key)
 
     async def _once(
