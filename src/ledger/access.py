@@ -81,3 +81,15 @@ def require_creator(caller: Caller, capacity: str) -> Actor:
     if not caller.roles & ORDER_CREATORS:
         raise Forbidden("this account may read but not create")
     return caller.acting_as(capacity)
+
+
+def require_admin(caller: Caller, what: str) -> Actor:
+    """``what`` is an admin's to do or see (the webhook endpoints: where the ledger sends
+    everything that happens).
+
+    Raises:
+        Forbidden: the caller is not an admin.
+    """
+    if not caller.has("admin"):
+        raise Forbidden(f"{what} are for admins")
+    return caller.acting_as("admin")

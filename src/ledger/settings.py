@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     """``provider-role=ledger-role`` pairs joined by ``,`` (``ledger-support=support``)."""
     console_client_id: Annotated[str | None, _env("LEDGER_CONSOLE_CLIENT_ID")] = None
     console_client_secret: Annotated[SecretStr | None, _env("LEDGER_CONSOLE_CLIENT_SECRET")] = None
+    webhook_key: Annotated[SecretStr | None, _env("LEDGER_WEBHOOK_KEY")] = None
+    """What every webhook endpoint's signing secrets are derived from (``api.delivery``)."""
     gateway: Annotated[Literal["sandbox", "youcanpay"], _env("LEDGER_GATEWAY")] = "sandbox"
     sandbox_on_public_host: Annotated[bool, _env("LEDGER_SANDBOX_ON_PUBLIC_HOST")] = False
     youcanpay_private_key: Annotated[SecretStr | None, _env("YOUCANPAY_PRIVATE_KEY")] = None
@@ -155,7 +157,7 @@ class Settings(BaseSettings):
             raise ValueError("needs the Python package redis: pip install 'limits[redis]'")
         return uri
 
-    @field_validator("auth_secret")
+    @field_validator("auth_secret", "webhook_key")
     @classmethod
     def _strong_secret(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None:
@@ -312,6 +314,16 @@ class Settings(BaseSettings):
         if not key:
             raise SettingsError(f"{path} is empty: delete it to have a new key generated")
         return key
+
+    @property
+    def endpoint_key(self) -> str | None:
+        """``LEDGER_WEBHOOK_KEY``, or in development a local one; ``None`` in production
+        without one (webhook endpoints cannot be registered then)."""
+        if self.webhook_key is not None:
+            return self.webhook_key.get_secret_value()
+        if self.environment == "production":
+            return None
+        return self.local_secret("webhook-key")
 
     @property
     def gateway_key(self) -> str:

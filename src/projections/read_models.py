@@ -10,6 +10,7 @@ from projections.gigs.queries import GigQueries
 from projections.notifications.queries import NotificationQueries
 from projections.orders.queries import OrderQueries
 from projections.payments.queries import PaymentQueries
+from projections.webhooks.queries import WebhookQueries
 
 
 class ReadModels:
@@ -27,3 +28,5 @@ class ReadModels:
         """The escrow ledger: accounts, entries, balances."""
         self.notifications = NotificationQueries(db)
         """Each user's own notifications."""
+        self.webhooks = WebhookQueries(db)
+        """Webhook endpoints and their deliveries."""

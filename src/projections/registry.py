@@ -11,6 +11,7 @@ from projections.notifications.projection import Notifications
 from projections.orders.projection import OrderHistory
 from projections.payments.projection import PaymentRecords
 from projections.runner import ProjectionRunner
+from projections.webhooks.projection import WebhookDeliveries
 
 
 def all_projections(app: LedgerApp) -> list[Projection]:
@@ -22,6 +23,7 @@ def all_projections(app: LedgerApp) -> list[Projection]:
         EscrowLedger(),
         Notifications(),
         AuditChain(),
+        WebhookDeliveries(),
     ]
 
 

@@ -74,6 +74,7 @@ class ProjectionRunner:
         self._prefetched: _Prefetch | None = None
         self._errors: dict[str, str] = {}
         self._moved = threading.Condition()
+        self._listeners: list[Callable[[str], None]] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,6 +256,13 @@ class ProjectionRunner:
         with self._moved:
             self._positions[name] = max(position, self._positions.get(name, 0))
             self._moved.notify_all()
+        for listener in self._listeners:
+            listener(name)
+
+    def on_moved(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` each time this process moves a projection on (the
+        webhook dispatcher wakes when ``webhooks`` decided new deliveries)."""
+        self._listeners.append(listener)
 
     # -- waiting ----------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from api.http.routes import (
     payments,
     sandbox,
     timeline,
+    webhook_endpoints,
     webhooks,
 )
 from api.runtime import Runtime
@@ -73,7 +74,13 @@ def create_app(
             app.state.ledger, app.state.runner = runtime.ledger, runtime.runner
             app.state.read_models = runtime.read_models
             app.state.idempotency = idempotency
-            app.state.metrics = Metrics(runtime.runner.status, runtime.ledger.writer)
+            app.state.metrics = Metrics(
+                runtime.runner.status,
+                runtime.ledger.writer,
+                runtime.read_models.webhooks.stats,
+                clock,
+            )
+            app.state.dispatcher = runtime.dispatcher
             yield
 
     app = FastAPI(
@@ -86,6 +93,7 @@ def create_app(
     app.state.auth = Authenticator.for_settings(settings, provider)
     app.state.console_sign_in = ProviderSignIn.for_settings(settings, provider)
     app.state.clock = clock
+    app.state.settings = settings
     problems.install(app)
     openapi.install(app)
     routers = (
@@ -98,6 +106,7 @@ def create_app(
         notifications,
         audit,
         webhooks,
+        webhook_endpoints,
         checkout,
         operations,
     )

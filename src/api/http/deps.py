@@ -21,9 +21,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.http.auth import Authenticator
 from api.http.problems import ApiError
+from ledger import access
 from ledger.actors import Caller
 from ledger.errors import Forbidden
 from ledger.service import LedgerApp
+from ledger.settings import Settings
 from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
@@ -97,10 +99,23 @@ async def _staff_reader(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     return caller
 
 
+async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    """Raises: Forbidden, for anyone but admins (the webhook endpoints)."""
+    access.require_admin(caller, "webhook endpoints")
+    return caller
+
+
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 LedgerDep = Annotated[LedgerApp, Depends(_ledger)]
 ReadModelsDep = Annotated[ReadModels, Depends(_read_models)]
 CallerDep = Annotated[Caller, Depends(_caller)]
 StaffReaderDep = Annotated[Caller, Depends(_staff_reader)]
+AdminDep = Annotated[Caller, Depends(_admin)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 ExpectedVersion = Annotated[int | None, Depends(_expected_version)]
 NewId = Annotated[UUID | None, Depends(_new_id)]
 

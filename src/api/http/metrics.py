@@ -25,8 +25,10 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger.clock import Clock, utc_now
 from ledger.service.commit import GroupCommit
 from projections.runner import Status
+from projections.webhooks.queries import DeliveryStats
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 METHODS: Final = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"})
@@ -60,9 +62,17 @@ class LedgerCollector(Collector):
     """Events appended and projection lag, read at scrape time; and this process's commits
     (transactions written and the commands they held: their ratio is the mean batch)."""
 
-    def __init__(self, statuses: Callable[[], list[Status]], writer: GroupCommit) -> None:
+    def __init__(
+        self,
+        statuses: Callable[[], list[Status]],
+        writer: GroupCommit,
+        deliveries: Callable[[], DeliveryStats] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self._statuses = statuses
         self._writer = writer
+        self._deliveries = deliveries
+        self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
         statuses = self._statuses()
@@ -88,10 +98,51 @@ class LedgerCollector(Collector):
             "Commands recorded by those transactions (group commit puts several in one)",
             value=self._writer.commands,
         )
+        if self._deliveries is not None:
+            yield from self._webhook_metrics(self._deliveries())
+
+    def _webhook_metrics(self, stats: DeliveryStats) -> Iterator[Metric]:
+        """Read from the deliveries table: the same in every process, whichever sent."""
+        deliveries = GaugeMetricFamily(
+            "ledger_webhook_deliveries",
+            "Webhook deliveries by status (pending, delivered, failed: given up)",
+            labels=["status"],
+        )
+        shown = {**stats.by_status, "pending": stats.queued}  # one being sent is pending
+        for status in ("pending", "delivered", "failed"):
+            deliveries.add_metric([status], shown.get(status, 0))
+        yield deliveries
+        attempts = CounterMetricFamily(
+            "ledger_webhook_attempts",
+            "Webhook delivery attempts by outcome",
+            labels=["outcome"],
+        )
+        for outcome in ("delivered", "failed", "gave_up"):
+            attempts.add_metric([outcome], stats.attempts_by_outcome.get(outcome, 0))
+        yield attempts
+        yield GaugeMetricFamily(
+            "ledger_webhook_queue_depth",
+            "Webhook deliveries not yet made (the retry queue included)",
+            value=stats.queued,
+        )
+        age = 0.0
+        if stats.oldest_queued_at is not None:
+            age = max(0.0, (self._clock() - stats.oldest_queued_at).total_seconds())
+        yield GaugeMetricFamily(
+            "ledger_webhook_oldest_undelivered_seconds",
+            "Age of the oldest event not yet delivered to an endpoint (0: none waits)",
+            value=age,
+        )
 
 
 class Metrics:
-    def __init__(self, statuses: Callable[[], list[Status]], writer: GroupCommit) -> None:
+    def __init__(
+        self,
+        statuses: Callable[[], list[Status]],
+        writer: GroupCommit,
+        deliveries: Callable[[], DeliveryStats] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ledger_http_requests",
@@ -106,7 +157,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(LedgerCollector(statuses, writer))
+        self.registry.register(LedgerCollector(statuses, writer, deliveries, clock))
         self._routes: set[str] = set()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ledger.domain.endpoint import MAX_DESCRIPTION, MAX_URL, PUBLIC_TYPES
 from ledger.domain.payment import PAYMENT_METHODS
 from ledger.domain.values import (
     HIDDEN_CATEGORIES,
@@ -499,3 +500,88 @@ class PreferencesIn(Request):
 
 class Preferences(Schema):
     order_updates_notifications: bool
+
+
+EventType = Literal[tuple(sorted(PUBLIC_TYPES))]  # type: ignore[valid-type]
+"""What a webhook endpoint subscribes to (``ledger.domain.endpoint.EVENT_TYPES``)."""
+Subscription = Annotated[
+    list[EventType | Literal["*"]],  # type: ignore[valid-type]
+    Field(min_length=1, max_length=len(PUBLIC_TYPES)),
+]
+EndpointUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL)]
+EndpointDescription = Annotated[
+    str,
+    StringConstraints(max_length=MAX_DESCRIPTION),
+    Field(json_schema_extra={"pattern": text_pattern(single_line=True)}),
+]
+
+
+class WebhookEndpointIn(Request):
+    url: EndpointUrl
+    events: Subscription
+    description: EndpointDescription | None = None
+
+
+class WebhookEndpointPatchIn(Request):
+    """What an admin changes; a field left out stays as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    url: EndpointUrl = None  # type: ignore[assignment]  # absent, never null
+    events: Subscription = None  # type: ignore[assignment]
+    description: EndpointDescription = None  # type: ignore[assignment]
+    enabled: bool = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _something(self) -> WebhookEndpointPatchIn:
+        if all(v is None for v in (self.url, self.events, self.description, self.enabled)):
+            raise ValueError("give url, events, description or enabled")
+        return self
+
+
+class WebhookEndpoint(Schema):
+    """Where events are delivered. ``disabledReason`` says why the ledger disabled it."""
+
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    secret_generation: int
+    previous_secret_until: Timestamp | None
+    created_by: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    """The answer of a registration or a rotation: the signing secret, shown only here."""
+
+    secret: str
+
+
+class DeliveryAttempt(Schema):
+    number: int
+    at: Timestamp
+    outcome: Literal["delivered", "failed", "gave_up"]
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+
+
+class WebhookDelivery(Schema):
+    """One event's delivery to one endpoint, with every attempt."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    type: str
+    position: int
+    order_id: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: list[DeliveryAttempt]
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp

@@ -1,10 +1,11 @@
 """A running process, assembled in one place for ``ledger serve``, ``ledger worker`` and the
-tests: the ledger (write side), the projection runner, the read models and the timers.
+tests: the ledger (write side), the projection runner, the read models, the timers and the
+webhook dispatcher.
 
 Building and starting are two steps because the HTTP edge adds what is its own between them
 (the ``Idempotency-Key`` table, whose old keys it purges on the same ticker). Closing stops
-the timers first, then the runner, then the ledger (which records what is queued), so
-nothing a timer decides is cut off half way.
+the dispatcher and the timers first, then the runner, then the ledger (which records what is
+queued), so nothing a timer decides is cut off half way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 
+from api.delivery.dispatcher import Dispatcher
 from api.runtime.timers import Ticker, Timer, due_timers
 from ledger.bootstrap import build_ledger
 from ledger.clock import Clock, utc_now
@@ -37,6 +39,7 @@ class Runtime:
             raise
         self.read_models = ReadModels(self.runner.db)
         self.ticker: Ticker | None = None
+        self.dispatcher: Dispatcher | None = None
 
     @property
     def db(self) -> Database:
@@ -48,10 +51,15 @@ class Runtime:
         return due_timers(self.ledger, self.read_models, self.settings, self.clock)
 
     def start(self, *, apply: bool = True, chores: Sequence[Timer] = ()) -> None:
-        """Start the runner and the ticker. ``apply=False`` applies no projection (the
-        runner follows the positions ``ledger worker`` reaches) and runs none of the
-        ledger's timers, which are the worker's then; ``chores`` run on the ticker either
-        way."""
+        """Start the runner, the ticker and the webhook dispatcher. ``apply=False`` applies
+        no projection (the runner follows the positions ``ledger worker`` reaches) and runs
+        none of the ledger's timers and no dispatcher, which are the worker's then;
+        ``chores`` run on the ticker either way."""
+        if apply:
+            dispatcher = Dispatcher(self.ledger, self.db, self.settings, self.clock)
+            self.runner.on_moved(lambda name: dispatcher.wake() if name == "webhooks" else None)
+            dispatcher.start()
+            self.dispatcher = dispatcher
         self.runner.start(apply=apply)
         timers = [*(self.timers() if apply else []), *chores]
         if timers:
@@ -61,6 +69,13 @@ class Runtime:
     def close(self) -> None:
         """Stop the timers, then the runner, then the ledger; each whatever the one before
         did, so that what is queued is always recorded and answered."""
+        try:
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+        finally:
+            self._close_the_rest()
+
+    def _close_the_rest(self) -> None:
         try:
             if self.ticker is not None:
                 self.ticker.stop()

@@ -2,6 +2,7 @@
 
 from ledger.service.base import Done
 from ledger.service.deadlines import DeadlineCommands
+from ledger.service.endpoints import EndpointCommands
 from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
 from ledger.service.notifications import NotificationCommands
@@ -18,9 +19,11 @@ class LedgerApp(
     EscrowCommands,
     TimelineCommands,
     NotificationCommands,
+    EndpointCommands,
 ):
     """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow,
-    the order timelines read from the events, and the deadlines the clock enforces.
+    the order timelines read from the events, the deadlines the clock enforces, and the
+    webhook endpoints events are delivered to.
 
     Every command takes the ``Caller`` first, decides who may do it (``ledger.access``),
     retries on a lost race, and returns ``Done(aggregate, position)``.
