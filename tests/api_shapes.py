@@ -9,8 +9,8 @@ GIG_KEYS = {
 }  # fmt: skip
 ORDER_KEYS = {
     "id", "userId", "gigId", "packageId", "freelancerId", "status", "stage", "totalAmount",
-    "currency", "package", "revisionsUsed", "requirements", "dueAt", "createdAt", "updatedAt",
-    "version",
+    "currency", "package", "revisionsUsed", "requirements", "dueAt", "extension", "createdAt",
+    "updatedAt", "version",
 }  # fmt: skip
 PAYMENT_KEYS = {
     "id", "orderId", "status", "amount", "currency", "paymentMethod", "transactionId",

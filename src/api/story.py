@@ -102,6 +102,9 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "DisputeResolved": _resolved,
     "OrderRefundedAtGateway": lambda e: f"the gateway refunded {mad(e['amount'])} on its own",
     "FundsCleared": lambda e: "the freelancer's share cleared (available)",
+    "ExtensionRequested": lambda e: f"{e['days']} more days asked: {short(e['reason'])}",
+    "ExtensionAccepted": lambda e: f"extension accepted: due {e['due_at']:%Y-%m-%d %H:%M} UTC",
+    "ExtensionDeclined": lambda e: "extension declined",
     "PaymentCreated": lambda e: f"{mad(e['amount'])} by {e['payment_method']}",
     "CheckoutOpened": lambda e: "checkout opened",  # its token is a credential: not shown
     "PaymentSucceeded": lambda e: f"paid (transaction {e['transaction_id']})",

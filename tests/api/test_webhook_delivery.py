@@ -91,6 +91,8 @@ def every_kind_of_event(api: Api) -> None:
     full = paid("tx-1")
     ledger.accept_order(freelancer, full)
     ledger.submit_requirements(client, full, "A blue logo")
+    ledger.request_extension(freelancer, full, 2, "A second logo")
+    ledger.accept_extension(client, full)
     ledger.deliver_order(freelancer, full, "Here it is")
     ledger.request_revision(client, full, "Bluer")
     ledger.deliver_order(freelancer, full, "Bluer now")
@@ -102,6 +104,8 @@ def every_kind_of_event(api: Api) -> None:
     ledger.accept_order(freelancer, late)
     api.app.state.clock.advance(days=30)
     ledger.mark_late(late)
+    ledger.request_extension(freelancer, late, 1, "Nearly there")
+    ledger.decline_extension(client, late)
     ledger.request_cancellation(client, late, "Too late for me")
     ledger.cancel_order(SUPPORT, late, "policy_violation", "late and unanswered")
 
@@ -301,20 +305,74 @@ def test_during_a_rotation_both_secrets_sign(
         verify(after.body, after.headers["Ledger-Signature"], old, now=stamp)
 
 
-def test_a_deleted_or_disabled_endpoint_is_sent_nothing(api: Api, receiver: Receiver) -> None:
+def test_a_disabled_endpoint_is_sent_its_events_once_enabled_and_a_deleted_one_nothing(
+    api: Api, receiver: Receiver
+) -> None:
     disabled = register(api, receiver.url)
     deleted = register(api, receiver.url)
     admin = api.as_(*ADMIN)
-    api.client.patch(
-        f"/v1/webhook-endpoints/{disabled['id']}", json={"enabled": False}, headers=admin
-    )
-    assert (
-        api.client.delete(f"/v1/webhook-endpoints/{deleted['id']}", headers=admin).status_code
-        == 204
-    )
+    path = f"/v1/webhook-endpoints/{disabled['id']}"
+    api.client.patch(path, json={"enabled": False}, headers=admin)
+    gone = api.client.delete(f"/v1/webhook-endpoints/{deleted['id']}", headers=admin)
+    assert gone.status_code == 204
     api.order(api.gig())
     settle(api)
-    assert receiver.received == []
+    assert receiver.received == []  # held while disabled
+    api.client.patch(path, json={"enabled": True}, headers=admin)
+    settle(api)
+    assert [item.event["type"] for item in receiver.received] == ["order.placed"]
+    assert {item.headers["Ledger-Delivery-Id"] for item in receiver.received} == {
+        d["id"] for d in api.client.get(f"{path}/deliveries", headers=admin).json()["data"]
+    }
+    stats = api.app.state.read_models.webhooks.stats()
+    assert stats.queued == 0  # the deleted endpoint's delivery was given up, not left waiting
+
+
+def test_a_delivery_that_cannot_be_attempted_is_recorded_and_holds_up_nothing(
+    api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = register(api, receiver.url, ["order.placed"])
+    gig = api.gig()
+    broken = api.order(gig)
+    api.order(gig, "client-2")
+    real = Dispatcher.body
+
+    def body(self: Dispatcher, row: Any) -> bytes:
+        if row["stream_id"] == broken["id"]:
+            raise RuntimeError("cannot render")
+        return real(self, row)
+
+    monkeypatch.setattr(Dispatcher, "body", body)
+    settle(api)
+    assert len(receiver.received) == 1  # the other order's delivery went out
+    shown = api.client.get(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=api.as_(*ADMIN)
+    ).json()["data"]
+    failed = next(d for d in shown if d["orderId"] == broken["id"])
+    assert failed["status"] == "pending" and failed["nextAttemptAt"] is not None
+    assert failed["attempts"][0]["error"] == "RuntimeError: cannot render"
+
+
+def test_a_retry_after_beyond_reason_waits_a_day_at_most(api: Api, receiver: Receiver) -> None:
+    endpoint = register(api, receiver.url, ["order.placed"])
+    receiver.answers.append((503, "100000000000000"))
+    api.order(api.gig())
+    settle(api)
+    (delivery,) = api.client.get(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=api.as_(*ADMIN)
+    ).json()["data"]
+    wait = parse(delivery["nextAttemptAt"]) - parse(delivery["attempts"][0]["at"])
+    assert wait == timedelta(days=1)
+
+
+def test_a_second_rotation_waits_for_the_first_ones_overlap(api: Api, clock: FakeClock) -> None:
+    endpoint = register(api, "http://127.0.0.1:9/x", ["order.placed"])
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret"
+    assert api.client.post(path, headers=api.as_(*ADMIN)).status_code == 200
+    again = api.client.post(path, headers=api.as_(*ADMIN))
+    assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+    clock.advance(hours=24, seconds=1)
+    assert api.client.post(path, headers=api.as_(*ADMIN)).json()["secretGeneration"] == 3
 
 
 def test_the_verify_function_refuses_forged_altered_and_stale_deliveries() -> None:
@@ -331,6 +389,8 @@ def test_the_verify_function_refuses_forged_altered_and_stale_deliveries() -> No
         (body, "v1=abc", 1_000_000),  # no timestamp
         (body, None, 1_000_000),
         (body, "t=x,v1=abc", 1_000_000),
+        (body, header.replace("t=1000000", "t=\u00b2"), 1_000_000),  # a digit, not ASCII
+        (body, "t=1000000,v1=\u00e9" + "0" * 63, 1_000_000),  # not hex
     ):
         with pytest.raises(SignatureError):
             verify(bad_body, bad_header, secret, now=now)

@@ -118,6 +118,10 @@ def test_everyone_but_admins_is_refused(api: Api, role: str) -> None:
         ({"url": "http://example.com/hook#x"}, "url"),
         ({"url": "http://example.com:99999/hook"}, "url"),
         ({"url": "x" * 3000}, "url"),
+        ({"url": "https://example.com/a\u0000b"}, "url"),
+        ({"url": "https://example.com/\u0001"}, "url"),
+        ({"url": "https://example.com/caf\u00e9"}, "url"),
+        ({"url": "https://example.com/a b"}, "url"),
         ({"description": "two\nlines"}, "description"),
         ({"description": "d" * 501}, "description"),
         ({"secret": "mine"}, "secret"),
@@ -146,10 +150,19 @@ def test_an_unknown_or_malformed_endpoint_is_404(api: Api) -> None:
     assert api.client.post(retry, headers=api.as_(*ADMIN)).status_code == 404
 
 
-def test_the_metrics_show_the_deliveries(api: Api) -> None:
-    register(api, events=["order.placed"])  # nothing listens at its URL
-    api.order(api.gig())
+def test_the_metrics_show_the_deliveries(api: Api, clock: FakeClock) -> None:
+    api.app.state.dispatcher.stop()  # nothing is sent: the delivery stays queued
+    register(api, events=["order.placed"])
+    placed = api.client.post(
+        "/v1/orders", json={"gigId": api.gig()["id"], "packageId": "basic"},
+        headers=api.as_("client-1"),
+    )  # fmt: skip
+    api.app.state.runner.wait_for(int(placed.headers["X-Ledger-Position"]), 10)
+    clock.advance(seconds=90)
     text = api.client.get("/metrics").text
+    assert "ledger_webhook_queue_depth 1.0" in text
+    assert 'ledger_webhook_deliveries{status="pending"} 1.0' in text
+    assert "ledger_webhook_oldest_undelivered_seconds 90.0" in text
     for name in (
         "ledger_webhook_deliveries{",
         "ledger_webhook_attempts_total{",
@@ -205,6 +218,27 @@ def test_in_production_an_endpoint_must_be_https_and_public(
     assert refused.json()["errors"][0]["field"] == "url"
 
 
+def test_in_production_a_public_https_endpoint_is_registered(
+    tmp_path: Path, database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, **_: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))
+        ],
+    )
+    app = create_app(production(tmp_path, database_url), clock=clock)
+    with TestClient(app) as client:
+        token = app.state.auth.issue("admin-1", ["admin"])
+        accepted = client.post(
+            "/v1/webhook-endpoints",
+            json={"url": "https://hooks.example.com/ledger", "events": ["*"]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_in_production_the_address_is_checked_again_and_pinned_at_each_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -242,7 +276,9 @@ def test_what_counts_as_public() -> None:
     assert is_public(ipaddress.ip_address("93.184.216.34"))
     assert is_public(ipaddress.ip_address("2606:2800:220:1::1"))
     for private in ("127.0.0.1", "10.0.0.1", "172.16.0.1", "169.254.169.254", "224.0.0.1",
-                    "::1", "fe80::1", "::ffff:10.0.0.1", "100.64.0.1", "240.0.0.1"):  # fmt: skip
+                    "::1", "fe80::1", "::ffff:10.0.0.1", "100.64.0.1", "240.0.0.1",
+                    "fec0::1", "2002:a00:1::1", "64:ff9b::a00:1",
+                    "2001:0:4136:e378:8000:63bf:3fff:fdd2"):  # fmt: skip
         assert not is_public(ipaddress.ip_address(private)), private
 
 

@@ -66,6 +66,10 @@ def target(url: str, *, production: bool) -> Target:
 def _parts(url: str, *, production: bool) -> Any:
     if len(url) > MAX_URL:
         raise UnsafeAddress(f"the URL must be at most {MAX_URL} characters")
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise UnsafeAddress(
+            "the URL must be printable ASCII without spaces (percent-encode anything else)"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
@@ -103,8 +107,19 @@ def public_addresses(host: str, port: int) -> list[Address]:
     return addresses
 
 
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(address: Address) -> bool:
-    """Global unicast only (an IPv4 address mapped into IPv6 is judged as itself)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Global unicast only. An IPv6 address carrying an IPv4 one (mapped, 6to4, NAT64) is
+    judged by the IPv4 address; Teredo and the deprecated site-local range never pass."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None or address in SITE_LOCAL:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public(embedded)
     return address.is_global and not address.is_multicast and not address.is_reserved

@@ -17,7 +17,8 @@ of the event* (the same bytes every time), signed (``signing``), and posted with
 ``TIMEOUT``; in production to the address checked just then (``addresses``). Redirects are
 not followed.
 
-**Retrying.** Any answer but 2xx, a timeout or a network error is retried after an
+**Retrying.** Any answer but 2xx (whose body is never read), a timeout, a network error,
+or a delivery that cannot be attempted at all (it is logged) is retried after an
 exponential backoff with jitter (``BASE`` doubling to ``CAP``, each wait drawn between half
 and all of it), and never sooner than a ``Retry-After`` asks (429, 503). A delivery still
 failing ``GIVE_UP`` after its first attempt is given up, and its endpoint disabled with the
@@ -65,9 +66,10 @@ CAP: Final = timedelta(hours=6)
 GIVE_UP: Final = timedelta(days=3)
 LEASE: Final = timedelta(seconds=60)
 """SQLite only: how long a claimed delivery is the claimant's (more than ``TIMEOUT``)."""
-HOLD_MS: Final = int((TIMEOUT + 20) * 1000)
-"""PostgreSQL: how long the claiming transaction may sit idle while the delivery is sent
-(the send's timeout, and time to render the body and resolve the host)."""
+HOLD_MS: Final = int((TIMEOUT * 3 + 30) * 1000)
+"""PostgreSQL: how long the claiming transaction may sit idle while the delivery is sent:
+``TIMEOUT`` is per phase (connect, write, each read), so a send may take a few of them, plus
+time to render the body and resolve the host."""
 POLL: Final = 1.0
 ROUND: Final = 50
 """Attempts between two looks at whether the dispatcher is stopping."""
@@ -91,6 +93,9 @@ LEASE_IT = """
 UPDATE webhook_deliveries SET status = 'sending', lease_until = :until
 WHERE id = :id AND (status = 'pending' OR (status = 'sending' AND lease_until < :now))
 """
+HELD = """
+SELECT id FROM webhook_deliveries WHERE id = :id AND status = 'sending' AND lease_until = :until
+"""
 RECORD = """
 UPDATE webhook_deliveries SET status = :status, attempts = :attempts,
     next_attempt_at = :next_attempt_at, lease_until = NULL,
@@ -102,6 +107,7 @@ ATTEMPT = """
 INSERT INTO webhook_attempts (delivery_id, number, started_at, duration_ms, status_code,
     error, outcome)
 VALUES (:id, :number, :started_at, :duration_ms, :status_code, :error, :outcome)
+ON CONFLICT (delivery_id, number) DO NOTHING
 """
 
 
@@ -131,7 +137,7 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     try:
-        wait = timedelta(seconds=int(value.strip()))
+        wait = timedelta(seconds=min(int(value.strip()), int(MAX_RETRY_AFTER.total_seconds())))
     except ValueError:
         try:
             wait = parsedate_to_datetime(value) - now
@@ -157,7 +163,9 @@ class Dispatcher:
         self.ledger, self.db, self.clock, self.draw = ledger, db, clock, draw
         self.production = settings.environment == "production"
         self._key = settings.endpoint_key
-        self._client = httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport)
+        self._client = httpx.Client(
+            timeout=TIMEOUT, follow_redirects=False, trust_env=False, transport=transport
+        )
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -200,7 +208,9 @@ class Dispatcher:
                 if claim is None:
                     break
                 row, record = claim
-                self._attempt(row, record)
+                gave_up = self._attempt(row, record)
+            if gave_up is not None:  # outside the claim's transaction: a command of its own
+                self._disable(row, gave_up)
             made += 1
         return made
 
@@ -219,24 +229,31 @@ class Dispatcher:
             return
         with self.db.transaction() as txn:
             row = txn.one(DUE, {"now": now})
+            until = iso(self.clock() + LEASE)
             leased = row is not None and txn.execute(LEASE_IT, {
-                "until": iso(self.clock() + LEASE), "now": now, "id": row["id"],
+                "until": until, "now": now, "id": row["id"],
             })  # fmt: skip
         if row is None or not leased:  # none due, or another thread leased it first
             yield None
             return
 
         def record(write: Callable[[Txn], None]) -> None:
-            with self.db.transaction() as txn:
-                write(txn)
+            with self.db.transaction() as txn:  # only while the lease is still this one's
+                if txn.one(HELD, {"id": row["id"], "until": until}) is not None:
+                    write(txn)
 
         yield row, record
 
     # -- one attempt ------------------------------------------------------------------------
 
-    def _attempt(self, row: Row, record: Callable[[Callable[[Txn], None]], None]) -> None:
+    def _attempt(self, row: Row, record: Callable[[Callable[[Txn], None]], None]) -> Answer | None:
+        """Send once and record how it went; the answer, when the delivery was given up."""
         started = self.clock()
-        answer = self._send(row, started)
+        try:
+            answer = self._send(row, started)
+        except Exception as error:  # a row that cannot be sent must not hold up the queue
+            log.exception("webhook delivery %s could not be attempted", row["id"])
+            answer = Answer(None, f"{type(error).__name__}: {error}"[:MAX_ERROR], 0)
         number = int(row["attempts"]) + 1
         first = (
             datetime.fromisoformat(str(row["first_attempt_at"]).replace("Z", "+00:00"))
@@ -272,8 +289,7 @@ class Dispatcher:
             txn.execute(ATTEMPT, values)
 
         record(write)
-        if outcome == "gave_up":
-            self._disable(row, answer)
+        return answer if outcome == "gave_up" else None
 
     def _disable(self, row: Row, answer: Answer) -> None:
         why = answer.error or f"answered {answer.status_code}"
@@ -343,13 +359,14 @@ class Dispatcher:
             headers["Host"] = target.host
             extensions["sni_hostname"] = target.host
         try:
-            response = self._client.post(
-                target.url, content=body, headers=headers, extensions=extensions
-            )
+            # Only the status and headers are read: a receiver's body is never downloaded.
+            with self._client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as response:
+                code, wait_header = response.status_code, response.headers.get("Retry-After")
         except httpx.TimeoutException:
             return Answer(None, f"no answer within {TIMEOUT:g} s", took())
         except httpx.HTTPError as failure:
             return Answer(None, f"{type(failure).__name__}: {failure}"[:MAX_ERROR], took())
-        wait = retry_after(response.headers.get("Retry-After"), now)
-        code = response.status_code
+        wait = retry_after(wait_header, now)
         return Answer(code, None if 200 <= code < 300 else f"answered {code}", took(), wait)

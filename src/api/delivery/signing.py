@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Sequence
 from uuid import UUID
@@ -63,9 +64,15 @@ def verify(
             seconds from ``now``, or no ``v1`` that ``secret`` made for this body.
     """
     parts = [item.partition("=") for item in (header or "").split(",")]
-    stamps = [value for name, _, value in parts if name.strip() == "t"]
+    stamps = [value.strip() for name, _, value in parts if name.strip() == "t"]
     signed = [value.strip() for name, _, value in parts if name.strip() == "v1"]
-    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not signed:
+    well_formed = (
+        len(stamps) == 1
+        and re.fullmatch(r"[0-9]{1,12}", stamps[0], re.ASCII) is not None
+        and signed
+        and all(re.fullmatch(r"[0-9a-f]{64}", value) for value in signed)
+    )
+    if not well_formed:
         raise SignatureError(f"{HEADER} must be t=<seconds>,v1=<hex>[,v1=<hex>]")
     timestamp = int(stamps[0])
     current = time.time() if now is None else now

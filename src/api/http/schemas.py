@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from ledger.domain.endpoint import MAX_DESCRIPTION, MAX_URL, PUBLIC_TYPES
+from ledger.domain.order import MAX_EXTENSION_DAYS
 from ledger.domain.payment import PAYMENT_METHODS
 from ledger.domain.values import (
     HIDDEN_CATEGORIES,
@@ -237,6 +238,13 @@ class ReasonIn(Request):
     reason: Text
 
 
+class ExtensionIn(Request):
+    """The freelancer asks for more days to deliver, saying why."""
+
+    days: Annotated[int, Field(ge=1, le=MAX_EXTENSION_DAYS), WHOLE]
+    reason: Text
+
+
 class CancelIn(Request):
     reason: Literal["client_withdrew", "policy_violation"]
     note: Text | None = None
@@ -288,6 +296,12 @@ class Gig(Schema):
     updated_at: Timestamp
 
 
+class ExtensionOut(Schema):
+    days: int
+    reason: str
+    requested_at: Timestamp
+
+
 class Order(Schema):
     id: str
     user_id: str
@@ -302,6 +316,8 @@ class Order(Schema):
     revisions_used: int
     requirements: str | None
     due_at: Timestamp | None
+    extension: ExtensionOut | None
+    """The freelancer's request for more time, waiting for the client's answer."""
     created_at: Timestamp
     updated_at: Timestamp
     version: int
@@ -479,6 +495,8 @@ NotificationType = Literal[
     "payment.confirmed",
     "review.requested",
     "order.late",
+    "order.extension_requested",
+    "order.extension_answered",
 ]
 
 

@@ -39,6 +39,9 @@ EVENT_TYPES: Final = {
     "DisputeOpened": "order.disputed",
     "DisputeResolved": "order.dispute_resolved",
     "OrderMarkedLate": "order.late",
+    "ExtensionRequested": "order.extension_requested",
+    "ExtensionAccepted": "order.extension_accepted",
+    "ExtensionDeclined": "order.extension_declined",
     "FundsCleared": "funds.cleared",
     "PaymentSucceeded": "payment.succeeded",
     "PaymentFailed": "payment.failed",
@@ -192,11 +195,16 @@ class WebhookEndpoint(Aggregate):
 
     def rotate_secret(self, actor: Actor, timestamp: datetime) -> None:
         """A new secret signs from now on; the one before signs beside it for
-        ``ROTATION_OVERLAP``.
+        ``ROTATION_OVERLAP`` (only two sign at once, so no second rotation before it ends).
 
-        Raises: InvalidTransition (deleted).
+        Raises: InvalidTransition (deleted, or the last rotation's overlap not over).
         """
         self._require_present()
+        if self.previous_until is not None and timestamp < self.previous_until:
+            raise InvalidTransition(
+                "the previous rotation's old secret signs until"
+                f" {self.previous_until.isoformat()}: rotate again after that"
+            )
         self._secret_rotated(self.generation + 1, timestamp + ROTATION_OVERLAP, actor, timestamp)
 
     @event("SecretRotated")
@@ -207,7 +215,7 @@ class WebhookEndpoint(Aggregate):
         self.updated_at = timestamp
 
     def delete(self, actor: Actor, timestamp: datetime) -> None:
-        """Nothing more is delivered to it; its deliveries stay readable.
+        """Nothing more is delivered to it; what waited for it is given up.
 
         Raises: InvalidTransition (deleted already).
         """

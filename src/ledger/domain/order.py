@@ -42,6 +42,8 @@ DIRECT_CANCEL_REASONS = (
 """The reasons an order can be cancelled for without an agreement or a dispute."""
 
 
+MAX_EXTENSION_DAYS = 30
+"""The most days one delivery extension adds."""
 MAX_CANCELLATION_REQUESTS = 5
 """Cancellation requests an order takes in its life (withdrawn and declined ones count):
 past them, a party who still wants out opens a dispute, so request/withdraw loops cannot
@@ -51,6 +53,10 @@ grow an order's story without bound."""
 class Order(Aggregate):
     """A client's order of one package of a freelancer's gig."""
 
+    extension: dict[str, object] | None = None
+    """The freelancer's open request for more time (``days``, ``reason``, ``requested_at``),
+    until the client answers; a class default, so an order kept before extensions existed
+    reads as having none."""
     cancellation_requests = 0
     """Cancellation requests made so far; a class default, so an order kept before the
     count existed (a read model's state) reads 0 and counts on from its next request."""
@@ -72,6 +78,8 @@ class Order(Aggregate):
         "auto_complete": ("clock",),
         "auto_accept_cancellation": ("clock",),
         "mark_late": ("clock",),
+        "request_extension": ("freelancer",),
+        "answer_extension": ("client",),
         CancelReason.CLIENT_WITHDREW: ("client",),
         CancelReason.POLICY_VIOLATION: ("support", "admin"),
         CancelReason.PAYMENT_FAILED: ("gateway", "clock"),
@@ -504,6 +512,60 @@ class Order(Aggregate):
         refund = self.held
         self._cancelled(CancelReason.MUTUAL_AGREEMENT, None, refund, actor, timestamp)
         return refund
+
+    # -- delivery extensions ----------------------------------------------------------------
+
+    def request_extension(self, days: int, reason: str, actor: Actor, timestamp: datetime) -> None:
+        """The freelancer asks for ``days`` more (1 to ``MAX_EXTENSION_DAYS``), saying why,
+        while the order is processing and not delivered; one open request at a time.
+
+        Raises: Forbidden (not the freelancer), ValidationFailed, InvalidTransition.
+        """
+        self._require(actor, "request_extension")
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise ValidationFailed("days must be a whole number", field="days")
+        if not 1 <= days <= MAX_EXTENSION_DAYS:
+            raise ValidationFailed(f"days must be 1 to {MAX_EXTENSION_DAYS}", field="days")
+        check_text(reason, "reason", max_length=MAX_TEXT)
+        self._require_state("extend", status=[PROCESSING], stage=WORKING_STAGES)
+        if self.delivered_at is not None:
+            raise InvalidTransition("this order was delivered: there is nothing to extend")
+        if self.extension is not None:
+            raise InvalidTransition("an extension request is already waiting for an answer")
+        self._extension_requested(days, reason, actor, timestamp)
+
+    @event("ExtensionRequested")
+    def _extension_requested(
+        self, days: int, reason: str, actor: Actor, timestamp: datetime
+    ) -> None:
+        self.extension = {"days": days, "reason": reason, "requested_at": timestamp}
+
+    def answer_extension(self, accept: bool, actor: Actor, timestamp: datetime) -> None:
+        """The client accepts (``dueAt`` moves by the days asked, and an order already
+        marked late may be marked again at the new date) or declines the open request.
+
+        Raises: Forbidden (not the client), InvalidTransition (no open request, or the
+        order is over).
+        """
+        self._require(actor, "answer_extension")
+        self._require_state("answer an extension request on", status=[PROCESSING])
+        if self.extension is None or self.due_at is None:
+            raise InvalidTransition("there is no extension request to answer")
+        if accept:
+            days = int(str(self.extension["days"]))
+            self._extension_accepted(self.due_at + timedelta(days=days), actor, timestamp)
+        else:
+            self._extension_declined(actor, timestamp)
+
+    @event("ExtensionAccepted")
+    def _extension_accepted(self, due_at: datetime, actor: Actor, timestamp: datetime) -> None:
+        """``due_at`` is the new due date, decided when accepted."""
+        self.due_at, self.extension = due_at, None
+        self.marked_late_at = None  # the lateness timer follows the new date
+
+    @event("ExtensionDeclined")
+    def _extension_declined(self, actor: Actor, timestamp: datetime) -> None:
+        self.extension = None
 
     def mark_late(self, actor: Actor, timestamp: datetime) -> None:
         """The clock records, once, that a processing order passed its ``dueAt`` with no

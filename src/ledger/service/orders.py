@@ -204,6 +204,50 @@ class OrderCommands(LedgerBase):
             lambda o, a, t: o.request_revision(reason, a, t),
         )
 
+    def request_extension(
+        self,
+        caller: Caller,
+        order_id: UUID,
+        days: int,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Done[Order]:
+        """Freelancer asks for more time. Raises: NotFound, Forbidden, ValidationFailed,
+        InvalidTransition (delivered, not processing, a request already open)."""
+        return self._on_order(
+            caller,
+            order_id,
+            "request_extension",
+            expected_version,
+            lambda o, a, t: o.request_extension(days, reason, a, t),
+        )
+
+    def accept_extension(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Client agrees to the open extension request: ``dueAt`` moves by its days.
+
+        Raises: NotFound, Forbidden, InvalidTransition (none open).
+        """
+        return self._answer_extension(caller, order_id, True, expected_version)
+
+    def decline_extension(
+        self, caller: Caller, order_id: UUID, expected_version: int | None = None
+    ) -> Done[Order]:
+        """Client refuses the open extension request. Raises: as ``accept_extension``."""
+        return self._answer_extension(caller, order_id, False, expected_version)
+
+    def _answer_extension(
+        self, caller: Caller, order_id: UUID, accept: bool, expected_version: int | None
+    ) -> Done[Order]:
+        return self._on_order(
+            caller,
+            order_id,
+            "answer_extension",
+            expected_version,
+            lambda o, a, t: o.answer_extension(accept, a, t),
+        )
+
     def complete_order(
         self, caller: Caller, order_id: UUID, expected_version: int | None = None
     ) -> Done[Order]:

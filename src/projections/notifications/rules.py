@@ -8,7 +8,10 @@ events, so a rebuild makes the notifications an incremental run made, to the let
 - ``OrderCancelled``: ``order.status_changed`` to both;
 - ``DisputeResolved``: ``order.status_changed`` to both, and ``review.requested`` to the client
   when the order ends completed (released or split);
-- ``OrderMarkedLate`` (the clock: past its due date, not delivered): ``order.late`` to both.
+- ``OrderMarkedLate`` (the clock: past its due date, not delivered): ``order.late`` to both;
+- ``ExtensionRequested``: ``order.extension_requested`` to the client;
+- ``ExtensionAccepted`` and ``ExtensionDeclined``: ``order.extension_answered`` to the
+  freelancer.
 
 ``payment.confirmed`` comes from ``OrderPaymentConfirmed``, not ``PaymentSucceeded``: that
 event exists exactly when a payment started a pending order, once per payment. A payment
@@ -38,6 +41,9 @@ ORDER_EVENTS: Final = (
     "OrderCancelled",
     "DisputeResolved",
     "OrderMarkedLate",
+    "ExtensionRequested",
+    "ExtensionAccepted",
+    "ExtensionDeclined",
 )
 """Read by name: ``OrderMarkedLate`` is read from the moment the Order declares it."""
 SLOTS: Final = 10
@@ -126,6 +132,22 @@ def notifications_of(envelope: Envelope, parties: Parties) -> list[Notification]
         due = getattr(event, "due_at", None)
         when = f" ({iso(due)})" if due is not None else ""
         made += [(who, "order.late", f"Order {name} is past its due date{when}.") for who in both]
+    elif kind == "ExtensionRequested":
+        ask = f"{event.days} more day{'s' if event.days != 1 else ''}"
+        made.append(
+            (client, "order.extension_requested",
+             f"The freelancer asks for {ask} on order {name}: accept or decline.")
+        )  # fmt: skip
+    elif kind == "ExtensionAccepted":
+        made.append(
+            (freelancer, "order.extension_answered",
+             f"The client accepted the extension of order {name}: due {iso(event.due_at)}.")
+        )  # fmt: skip
+    elif kind == "ExtensionDeclined":
+        made.append(
+            (freelancer, "order.extension_answered",
+             f"The client declined the extension of order {name}: the due date stays.")
+        )  # fmt: skip
     assert len(made) <= SLOTS, "positions of one event's notifications must not collide"
     return [_notification(envelope, slot, *item) for slot, item in enumerate(made)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Transcoder
@@ -17,13 +18,16 @@ from projections.states import Evolver, StateCodec
 UPSERT_ORDER = """
 INSERT INTO orders (id, position, user_id, gig_id, package_id, freelancer_id, status, stage,
     total_amount, currency, package, revisions_used, requirements, due_at, delivered_at,
-    cancellation_requested_at, marked_late_at, created_at, updated_at, version, state)
+    cancellation_requested_at, marked_late_at, extension, created_at, updated_at, version,
+    state)
 VALUES (:id, :position, :user_id, :gig_id, :package_id, :freelancer_id, :status, :stage,
     :total_amount, :currency, :package, :revisions_used, :requirements, :due_at, :delivered_at,
-    :cancellation_requested_at, :marked_late_at, :created_at, :updated_at, :version, :state)
+    :cancellation_requested_at, :marked_late_at, :extension, :created_at, :updated_at, :version,
+    :state)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, stage = excluded.stage,
     revisions_used = excluded.revisions_used, requirements = excluded.requirements,
     due_at = excluded.due_at, delivered_at = excluded.delivered_at,
+    extension = excluded.extension,
     cancellation_requested_at = excluded.cancellation_requested_at,
     marked_late_at = excluded.marked_late_at, updated_at = excluded.updated_at,
     version = excluded.version, state = excluded.state
@@ -41,9 +45,10 @@ class OrderHistory(Projection):
 
     name: ClassVar[str] = "orders"
     tables: ClassVar[tuple[str, ...]] = ("order_history", "orders")
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = 4
     """2: orders hold escrow fields (released, cleared, refunds). 3: the deadlines' times
-    (``delivered_at``, ``cancellation_requested_at``, ``marked_late_at``)."""
+    (``delivered_at``, ``cancellation_requested_at``, ``marked_late_at``). 4: the open
+    delivery extension request (``extension``)."""
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Order, transcoder)
@@ -60,7 +65,8 @@ class OrderHistory(Projection):
                 status TEXT NOT NULL, stage TEXT NOT NULL, total_amount BIGINT NOT NULL,
                 currency TEXT NOT NULL, package TEXT NOT NULL, revisions_used INTEGER NOT NULL,
                 requirements TEXT, due_at TEXT, delivered_at TEXT,
-                cancellation_requested_at TEXT, marked_late_at TEXT, created_at TEXT NOT NULL,
+                cancellation_requested_at TEXT, marked_late_at TEXT, extension TEXT,
+                created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS orders_by_position ON orders (position)",
             "CREATE INDEX IF NOT EXISTS orders_by_client ON orders (user_id, position)",
@@ -119,10 +125,22 @@ def order_row(order: Order, position: int = 0) -> dict[str, Any]:
         "delivered_at": iso(order.delivered_at),
         "cancellation_requested_at": iso(order.cancellation_requested_at),
         "marked_late_at": iso(order.marked_late_at),
+        "extension": _extension(order),
         "created_at": iso(order.created_on),
         "updated_at": iso(order.modified_on),
         "version": order.version,
     }
+
+
+def _extension(order: Order) -> str | None:
+    """The open extension request as the API shows it (JSON), or ``None``."""
+    asked = order.extension
+    if asked is None:
+        return None
+    requested_at = asked["requested_at"]
+    assert isinstance(requested_at, datetime)
+    view = {"days": asked["days"], "reason": asked["reason"], "requestedAt": iso(requested_at)}
+    return json.dumps(view)
 
 
 def _history_row(envelope: Envelope, order: Order) -> dict[str, Any]:

@@ -169,6 +169,7 @@ def order_view(row: Row) -> dict[str, Any]:
         "revisionsUsed": row["revisions_used"],
         "requirements": row["requirements"],
         "dueAt": row["due_at"],
+        "extension": None if row["extension"] is None else json.loads(row["extension"]),
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
         "version": row["version"],

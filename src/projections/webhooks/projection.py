@@ -6,7 +6,9 @@ that moves its position: an event can never be skipped, and a crash between deci
 sending loses nothing (the delivery row waits for the dispatcher, ``api.delivery``). The
 endpoints themselves are read from their own events (``webhook_endpoints``, the read model
 the API lists), so an endpoint registered at position *p* is sent the events after *p*, and
-one disabled or deleted is sent nothing from then on.
+one deleted is sent nothing from then on (what waited for it is given up). One disabled is
+still decided deliveries, which wait until it is enabled again, and are then retried for a
+full three days.
 
 ``webhook_deliveries`` and ``webhook_attempts`` carry the dispatcher's progress, which the
 log cannot rebuild: they are created here but are not among ``tables``, so a rebuild of this
@@ -63,6 +65,16 @@ VALUES (:id, :position, :event_id, :endpoint_id, :order_key, :type, :kind, :stre
 ON CONFLICT (id) DO NOTHING
 """
 
+GIVE_UP_DELETED = """
+UPDATE webhook_deliveries SET status = 'failed', last_error = 'the endpoint was deleted'
+WHERE endpoint_id = :endpoint AND status IN ('pending', 'sending')
+"""
+RESTART_WINDOW = """
+UPDATE webhook_deliveries SET first_attempt_at = NULL
+WHERE endpoint_id = :endpoint AND status = 'pending'
+"""
+"""Enabled again: what waited is retried for a full ``GIVE_UP`` period from now on."""
+
 
 def delivery_id(endpoint_id: str, position: int) -> str:
     """The one delivery of the event at ``position`` to an endpoint."""
@@ -93,9 +105,10 @@ class EndpointRow:
     version: int
 
     def wants(self, public_type: str) -> bool:
+        """Whether an event of ``public_type`` is for this endpoint: one disabled still gets
+        its deliveries, held until it is enabled again (nothing is lost meanwhile)."""
         subscribed = json.loads(self.events)
-        live = self.enabled and not self.deleted
-        return live and (ALL in subscribed or public_type in subscribed)
+        return not self.deleted and (ALL in subscribed or public_type in subscribed)
 
 
 class WebhookDeliveries(Projection):
@@ -155,11 +168,18 @@ class WebhookDeliveries(Projection):
         touched: dict[str, EndpointRow] = {}
         new_payments: list[dict[str, str]] = []
         deliveries: list[dict[str, Any]] = []
+        settled: list[tuple[str, dict[str, Any]]] = []
         for envelope in batch:
             kind, event = envelope.kind, envelope.event
             if kind in ENDPOINT_EVENTS:
-                row = _evolve(endpoints.get(str(event.originator_id)), envelope)
+                before = endpoints.get(str(event.originator_id))
+                was_enabled = before is not None and before.enabled
+                row = _evolve(before, envelope)
                 endpoints[row.id] = touched[row.id] = row
+                if kind == "EndpointDeleted":
+                    settled.append((GIVE_UP_DELETED, {"endpoint": row.id}))
+                elif row.enabled and not was_enabled and kind == "EndpointChanged":
+                    settled.append((RESTART_WINDOW, {"endpoint": row.id}))
             elif kind == "PaymentCreated":
                 payments[str(event.originator_id)] = str(event.order_id)
                 new_payments.append(
@@ -170,6 +190,8 @@ class WebhookDeliveries(Projection):
         txn.executemany(UPSERT_ENDPOINT, [asdict(row) for row in touched.values()])
         txn.executemany(INSERT_PAYMENT, new_payments)
         txn.executemany(INSERT_DELIVERY, deliveries)
+        for statement, params in settled:  # after the inserts: they apply to those too
+            txn.execute(statement, params)
 
 
 def _payments_of(txn: Txn, batch: Sequence[Envelope]) -> dict[str, str]:

@@ -55,7 +55,8 @@ class WebhookQueries:
         return bool(
             self.db.statement(
                 "UPDATE webhook_deliveries SET status = :pending, next_attempt_at = :now,"
-                " lease_until = NULL WHERE id = :id AND status <> 'sending'",
+                " lease_until = NULL, first_attempt_at = NULL"  # 3 days from the retry on
+                " WHERE id = :id AND status <> 'sending'",
                 {"pending": PENDING, "now": iso(now), "id": delivery_id},
             )
         )

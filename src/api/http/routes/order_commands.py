@@ -76,6 +76,16 @@ def _bodyless(path: str, command: Bodyless, summary: str) -> None:
 _bodyless("/accept", lambda ledger: ledger.accept_order, "Freelancer confirms the order")
 _bodyless("/complete", lambda ledger: ledger.complete_order, "Client accepts the delivery")
 _bodyless(
+    "/extensions/accept",
+    lambda ledger: ledger.accept_extension,
+    "Client agrees to the extension: dueAt moves by its days",
+)
+_bodyless(
+    "/extensions/decline",
+    lambda ledger: ledger.decline_extension,
+    "Client refuses the extension: dueAt stays",
+)
+_bodyless(
     "/cancellation-requests/accept",
     lambda ledger: ledger.accept_cancellation,
     "The other party agrees to cancel (refunding what was paid)",
@@ -108,6 +118,13 @@ def deliver(body: schemas.DeliveryIn, on: OnOrderDep) -> Answer:
 def request_revision(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Client asks for changes, within the revisions the package allows."""
     return on.answer(on.ledger.request_revision(on.caller, on.order_id, body.reason, on.expected))
+
+
+@router.post("/extensions", response_model=schemas.Order)
+def request_extension(body: schemas.ExtensionIn, on: OnOrderDep) -> Answer:
+    """Freelancer asks for more days to deliver; the client accepts or declines."""
+    done = on.ledger.request_extension(on.caller, on.order_id, body.days, body.reason, on.expected)
+    return on.answer(done)
 
 
 @router.post("/cancellation-requests", response_model=schemas.Order)

@@ -115,8 +115,8 @@ def change_endpoint(
     settings: SettingsDep,
     response: Response,
 ) -> dict[str, Any]:
-    """Change the URL, the events, the description, or enable/disable it; enabling one the
-    ledger disabled clears the reason, and its waiting deliveries go out again."""
+    """Change the URL, the events, the description, or enable/disable it: disabling holds
+    its deliveries, enabling sends what waited and clears the reason the ledger gave."""
     eid = parse_id(endpoint_id, "webhook endpoint")
     url = None if body.url is None else _safe(body.url, settings)
     done = ledger.change_endpoint(
@@ -130,7 +130,7 @@ def change_endpoint(
 def delete_endpoint(
     endpoint_id: str, caller: AdminDep, ledger: LedgerDep, response: Response
 ) -> Response:
-    """Nothing more is delivered to it; its deliveries are no longer listed."""
+    """Nothing more is delivered to it, and what waited for it is given up."""
     done = ledger.delete_endpoint(caller, parse_id(endpoint_id, "webhook endpoint"))
     return Response(status_code=204, headers={"X-Ledger-Position": str(done.position)})
 
