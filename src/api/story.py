@@ -105,6 +105,10 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "ExtensionRequested": lambda e: f"{e['days']} more days asked: {short(e['reason'])}",
     "ExtensionAccepted": lambda e: f"extension accepted: due {e['due_at']:%Y-%m-%d %H:%M} UTC",
     "ExtensionDeclined": lambda e: "extension declined",
+    "MessagePosted": lambda e: (
+        f"message: {short(e['text'])}"
+        + (f" ({len(e['attachments'])} attached)" if e["attachments"] else "")
+    ),
     "PaymentCreated": lambda e: f"{mad(e['amount'])} by {e['payment_method']}",
     "CheckoutOpened": lambda e: "checkout opened",  # its token is a credential: not shown
     "PaymentSucceeded": lambda e: f"paid (transaction {e['transaction_id']})",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from projections.db import Database
 from projections.escrow.queries import EscrowQueries
 from projections.gigs.queries import GigQueries
+from projections.messages.queries import MessageQueries
 from projections.notifications.queries import NotificationQueries
 from projections.orders.queries import OrderQueries
 from projections.payments.queries import PaymentQueries
@@ -28,5 +29,7 @@ class ReadModels:
         """The escrow ledger: accounts, entries, balances."""
         self.notifications = NotificationQueries(db)
         """Each user's own notifications."""
+        self.messages = MessageQueries(db)
+        """Each order's conversation."""
         self.webhooks = WebhookQueries(db)
         """Webhook endpoints and their deliveries."""

@@ -7,6 +7,7 @@ from projections.audit.chain import AuditChain
 from projections.base import Projection
 from projections.escrow.projection import EscrowLedger
 from projections.gigs.projection import GigCatalog
+from projections.messages.projection import Messages
 from projections.notifications.projection import Notifications
 from projections.orders.projection import OrderHistory
 from projections.payments.projection import PaymentRecords
@@ -22,6 +23,7 @@ def all_projections(app: LedgerApp) -> list[Projection]:
         GigCatalog(transcoder),
         EscrowLedger(),
         Notifications(),
+        Messages(),
         AuditChain(),
         WebhookDeliveries(),
     ]

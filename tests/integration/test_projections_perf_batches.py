@@ -27,7 +27,7 @@ from projections.db import Txn
 from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = ["audit", "escrow", "gigs", "notifications", "orders", "payments", "webhooks"]
+NAMES = ["audit", "escrow", "gigs", "messages", "notifications", "orders", "payments", "webhooks"]
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan")]
 

@@ -36,7 +36,7 @@ from projections.runner import ProjectionRunner
 
 pytestmark = pytest.mark.postgres
 
-NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit", "webhooks"}
+NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit", "webhooks", "messages"}
 LOCK_CLASS = 0x4C47
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan"), Caller("ben")]

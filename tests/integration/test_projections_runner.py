@@ -45,7 +45,7 @@ from projections.db import Txn
 from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
-NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit", "webhooks"}
+NAMES = {"orders", "payments", "gigs", "escrow", "notifications", "audit", "webhooks", "messages"}
 FREELANCERS = [Caller("ana"), Caller("ben")]
 CLIENTS = [Caller("cara"), Caller("dan"), Caller("ben")]
 

@@ -121,6 +121,8 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "checkout_result": (404,),
     "payment_form": (404,),
     "pay": (404, 409),
+    "post_message": (403, 404, 409),
+    "list_messages": (404,),
     "register_endpoint": (403, 409),
     "list_endpoints": (403,),
     "get_endpoint": (403, 404),

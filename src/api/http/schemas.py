@@ -30,6 +30,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ledger.domain.conversation import MAX_ATTACHMENTS, MAX_MESSAGE
+from ledger.domain.conversation import MAX_NAME as MAX_ATTACHMENT_NAME
+from ledger.domain.conversation import MAX_SIZE as MAX_ATTACHMENT_SIZE
+from ledger.domain.conversation import MAX_URL as MAX_ATTACHMENT_URL
 from ledger.domain.endpoint import MAX_DESCRIPTION, MAX_URL, PUBLIC_TYPES
 from ledger.domain.order import MAX_EXTENSION_DAYS
 from ledger.domain.payment import PAYMENT_METHODS
@@ -497,6 +501,7 @@ NotificationType = Literal[
     "order.late",
     "order.extension_requested",
     "order.extension_answered",
+    "order.message",
 ]
 
 
@@ -602,4 +607,37 @@ class WebhookDelivery(Schema):
     attempts: list[DeliveryAttempt]
     next_attempt_at: Timestamp | None
     delivered_at: Timestamp | None
+    created_at: Timestamp
+
+
+class AttachmentIn(Request):
+    """A file shared as a link: the ledger stores no files."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ATTACHMENT_NAME)]
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ATTACHMENT_URL)]
+    size: Annotated[int, Field(ge=0, le=MAX_ATTACHMENT_SIZE), WHOLE]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=255)]
+
+
+class MessageIn(Request):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE)]
+    attachments: Annotated[list[AttachmentIn], Field(max_length=MAX_ATTACHMENTS)] = []
+
+
+class Attachment(Schema):
+    name: str
+    url: str
+    size: int
+    content_type: str
+
+
+class Message(Schema):
+    """One message of an order's conversation; ``author.role`` is ``client``,
+    ``freelancer``, or ``support``/``admin`` for staff."""
+
+    id: str
+    order_id: str
+    author: ActorOut
+    text: str
+    attachments: list[Attachment]
     created_at: Timestamp

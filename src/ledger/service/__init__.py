@@ -5,6 +5,7 @@ from ledger.service.deadlines import DeadlineCommands
 from ledger.service.endpoints import EndpointCommands
 from ledger.service.escrow import EscrowCommands
 from ledger.service.gigs import GigCommands
+from ledger.service.messages import MessageCommands
 from ledger.service.notifications import NotificationCommands
 from ledger.service.orders import OrderCommands
 from ledger.service.payments import PaymentCommands
@@ -19,6 +20,7 @@ class LedgerApp(
     EscrowCommands,
     TimelineCommands,
     NotificationCommands,
+    MessageCommands,
     EndpointCommands,
 ):
     """Gig Ledger's one ``eventsourcing`` Application: gigs, orders, payments, escrow,

@@ -1,5 +1,6 @@
-"""An order's whole story from the event store: every event of the order and of its payment,
-in the order they were recorded, with who did it and where the order stood after it.
+"""An order's whole story from the event store: every event of the order, of its payment and
+of its conversation (the messages), in the order they were recorded, with who did it and
+where the order stood after it.
 
 Support reconstructs disputes from this, so it reads the write side (the events
 themselves), never a read model that could lag or have been shaped for another question.
@@ -28,6 +29,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from ledger import access
 from ledger.actors import Actor, Caller
+from ledger.domain.conversation import conversation_id_for
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import OrderStatus, Stage
@@ -77,15 +79,18 @@ class TimelineCommands(LedgerBase):
         Raises:
             NotFound: no such order (an id of something else included), or not the caller's.
         """
-        events = self._events_of(order_id, payment_id_for(order_id))
+        payment_id = payment_id_for(order_id)
+        events = self._events_of(order_id, payment_id, conversation_id_for(order_id))
         order: Order | None = None
         payment: Payment | None = None
         entries: list[TimelineEntry] = []
         for position, event in events:
             if event.originator_id == order_id:
                 order = event.mutate(order)
-            else:
+            elif event.originator_id == payment_id:
                 payment = event.mutate(payment)
+            elif "actor" not in vars(event):  # the conversation's opening: nobody's act
+                continue
             if not isinstance(order, Order):  # not an order, or the payment came first
                 raise NotFound(f"order {order_id} not found")
             actor = vars(event)["actor"]

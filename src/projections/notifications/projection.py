@@ -15,11 +15,19 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from ledger.clock import iso
+from ledger.domain.conversation import Conversation
 from ledger.domain.inbox import Inbox, inbox_id_for
 from ledger.domain.order import Order
 from projections.base import Envelope, Projection, topics_of
 from projections.db import Row, Txn
-from projections.notifications.rules import ORDER_EVENTS, Notification, Parties, notifications_of
+from projections.notifications.rules import (
+    MESSAGE,
+    ORDER_EVENTS,
+    Notification,
+    Parties,
+    message_notifications,
+    notifications_of,
+)
 
 INBOX_EVENTS = ("InboxOpened", "PreferencesChanged", "NotificationRead")
 
@@ -37,6 +45,9 @@ INSERT INTO notification_settings (inbox_id, user_id, order_updates)
 VALUES (:inbox_id, :user_id, :order_updates)
 ON CONFLICT (inbox_id) DO UPDATE SET order_updates = excluded.order_updates
 """
+UNREAD_MESSAGES = """SELECT * FROM (SELECT id, recipient_id, order_id FROM notifications
+    WHERE type = 'order.message' AND read_at IS NULL) AS unread"""
+"""Each recipient's unread message notification (``rows_in`` adds the orders)."""
 MARK_READ = """
 UPDATE notifications SET read_at = :read_at
 WHERE id = :id AND recipient_id = :recipient_id AND read_at IS NULL
@@ -62,8 +73,9 @@ class Notifications(Projection):
     )
 
     def __init__(self) -> None:
-        wanted = {*ORDER_EVENTS, *INBOX_EVENTS}
-        self._topics = [t for t in topics_of(Order, Inbox) if t.rsplit(".", 1)[-1] in wanted]
+        wanted = {*ORDER_EVENTS, *INBOX_EVENTS, MESSAGE}
+        topics = topics_of(Order, Inbox, Conversation)
+        self._topics = [t for t in topics if t.rsplit(".", 1)[-1] in wanted]
 
     @property
     def topics(self) -> Sequence[str]:
@@ -94,7 +106,11 @@ class Notifications(Projection):
             if kind == "OrderPlaced":
                 state.place(event)
             elif kind in INBOX_EVENTS:
-                reads += state.settle(envelope)
+                read = state.settle(envelope)
+                reads += read
+                state.forget_read(read)
+            elif kind == MESSAGE:
+                made += [n for n in state.message(envelope) if state.wants(n)]
             else:
                 made_now = notifications_of(envelope, state.parties_of(event))
                 made += [n for n in made_now if state.wants(n)]
@@ -108,15 +124,26 @@ class _State:
     """What the rules need to know while a batch is applied: the parties of its orders
     and the settings of their inboxes, loaded once and kept up to date event by event."""
 
-    def __init__(self, parties: dict[str, Parties], settings: dict[str, Setting]) -> None:
+    def __init__(
+        self,
+        parties: dict[str, Parties],
+        settings: dict[str, Setting],
+        unread: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.parties = parties
         self.settings = settings
+        self.unread = unread or {}
+        """(recipient, order) → the id of their unread ``order.message`` notification: a
+        burst of messages makes one, until it is read."""
         self.new_orders: list[Row] = []
         self.changed: dict[str, Setting] = {}
 
     @classmethod
     def load(cls, txn: Txn, batch: Sequence[Envelope]) -> _State:
-        order_ids = sorted({str(e.event.originator_id) for e in batch if e.kind in ORDER_EVENTS})
+        order_ids = sorted(
+            {str(e.event.originator_id) for e in batch if e.kind in ORDER_EVENTS}
+            | {str(e.event.order_id) for e in batch if e.kind == MESSAGE}
+        )
         parties = {
             row["order_id"]: Parties(row["client_id"], row["freelancer_id"])
             for row in txn.rows_in("SELECT * FROM notification_orders", "order_id", order_ids)
@@ -133,7 +160,33 @@ class _State:
             row["inbox_id"]: Setting(row["inbox_id"], row["user_id"], bool(row["order_updates"]))
             for row in txn.rows_in(select, "inbox_id", sorted(inbox_ids))
         }
-        return cls(parties, settings)
+        messaged = sorted({str(e.event.order_id) for e in batch if e.kind == MESSAGE})
+        unread = {
+            (row["recipient_id"], row["order_id"]): row["id"]
+            for row in txn.rows_in(UNREAD_MESSAGES, "order_id", messaged)
+        }
+        return cls(parties, settings, unread)
+
+    def message(self, envelope: Envelope) -> list[Notification]:
+        """The ``order.message`` notifications a message makes: one per other party who has
+        none unread for the order already."""
+        event = envelope.event
+        order_id = str(event.order_id)
+        made = [
+            n
+            for n in message_notifications(envelope, self.parties[order_id])
+            if (n.recipient_id, order_id) not in self.unread
+        ]
+        for n in made:
+            if self.wants(n):
+                self.unread[(n.recipient_id, order_id)] = n.id
+        return made
+
+    def forget_read(self, reads: list[Row]) -> None:
+        """A notification marked read: the next message makes a new one."""
+        read = {row["id"] for row in reads}
+        for key in [key for key, n in self.unread.items() if n in read]:
+            del self.unread[key]
 
     def place(self, event: Any) -> None:
         order_id = str(event.originator_id)

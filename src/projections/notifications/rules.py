@@ -11,7 +11,9 @@ events, so a rebuild makes the notifications an incremental run made, to the let
 - ``OrderMarkedLate`` (the clock: past its due date, not delivered): ``order.late`` to both;
 - ``ExtensionRequested``: ``order.extension_requested`` to the client;
 - ``ExtensionAccepted`` and ``ExtensionDeclined``: ``order.extension_answered`` to the
-  freelancer.
+  freelancer;
+- ``MessagePosted`` (a conversation's): ``order.message`` to the party who did not write it
+  (both, when staff wrote), one unread per order however many messages follow it.
 
 ``payment.confirmed`` comes from ``OrderPaymentConfirmed``, not ``PaymentSucceeded``: that
 event exists exactly when a payment started a pending order, once per payment. A payment
@@ -46,6 +48,8 @@ ORDER_EVENTS: Final = (
     "ExtensionDeclined",
 )
 """Read by name: ``OrderMarkedLate`` is read from the moment the Order declares it."""
+MESSAGE: Final = "MessagePosted"
+"""A conversation's event: ``order.message`` to the other party, or both when staff wrote."""
 SLOTS: Final = 10
 """Notifications one event may make (at most four today): a notification's ``position`` is
 ``event position * SLOTS + its index``, unique and in log order, for paging."""
@@ -150,6 +154,30 @@ def notifications_of(envelope: Envelope, parties: Parties) -> list[Notification]
         )  # fmt: skip
     assert len(made) <= SLOTS, "positions of one event's notifications must not collide"
     return [_notification(envelope, slot, *item) for slot, item in enumerate(made)]
+
+
+def message_notifications(envelope: Envelope, parties: Parties) -> list[Notification]:
+    """``order.message`` for whoever did not write it: the other party, or both parties when
+    staff wrote (the projection makes one per recipient until it is read)."""
+    event = envelope.event
+    author = event.actor
+    name = short(event.order_id)
+    recipients = [who for who in (parties.client_id, parties.freelancer_id) if who != author.id]
+    who = {"client": "the client", "freelancer": "the freelancer"}.get(author.role, "support")
+    message = f"New message on order {name} from {who}."
+    made = [
+        Notification(
+            id=notification_id(event, recipient, "order.message"),
+            position=envelope.position * SLOTS + slot,
+            recipient_id=recipient,
+            type="order.message",
+            order_id=str(event.order_id),
+            message=message,
+            created_at=iso(event.timestamp) or "",
+        )
+        for slot, recipient in enumerate(recipients)
+    ]
+    return made
 
 
 def _status(recipients: tuple[str, ...], message: str) -> list[tuple[str, str, str]]:

@@ -1,0 +1,1 @@
+"""The messages of each order's conversation, as the API shows them."""
