@@ -405,3 +405,22 @@ def test_the_backoff_doubles_within_its_jitter_up_to_its_cap() -> None:
     assert retry_after("Thu, 01 Jan 2026 00:10:00 GMT", now) == timedelta(minutes=10)
     assert retry_after("soon", now) is None and retry_after(None, now) is None
     assert retry_after("99999999", now) == timedelta(days=1)
+
+
+def test_a_rebuild_decides_nothing_again(api: Api, receiver: Receiver) -> None:
+    """Not even a delivery that is gone (or, alike, one for a type added since)."""
+    register(api, receiver.url)
+    api.paid_order(api.gig())
+    settle(api)
+    sent = len(receiver.received)
+    db = api.app.state.read_models.db
+    db.statement("DELETE FROM webhook_deliveries WHERE type = 'order.placed'")
+    runner = api.app.state.runner
+    runner.stop()  # the rebuild is the only writer of the read models meanwhile
+    runner.rebuild(["webhooks"])
+    kept = db.read("SELECT type FROM webhook_deliveries ORDER BY position")
+    assert [row["type"] for row in kept] == ["payment.succeeded", "order.paid"]
+    dispatcher(api).run_once()
+    assert len(receiver.received) == sent
+    shown = api.client.get("/v1/webhook-endpoints", headers=api.as_(*ADMIN)).json()["data"]
+    assert len(shown) == 1  # the endpoints themselves are rebuilt from the log

@@ -11,9 +11,10 @@ still decided deliveries, which wait until it is enabled again, and are then ret
 full three days.
 
 ``webhook_deliveries`` and ``webhook_attempts`` carry the dispatcher's progress, which the
-log cannot rebuild: they are created here but are not among ``tables``, so a rebuild of this
-projection keeps them, and a delivery's id (from its endpoint and position) makes the rebuild
-insert nothing twice.
+log cannot rebuild, and ``webhook_decided`` how far each endpoint's deliveries were decided:
+they are created here but are not among ``tables``, so a rebuild of this projection keeps
+them and decides nothing again (a delivery's id, from its endpoint and position, guards the
+same besides).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ VALUES (:id, :position, :event_id, :endpoint_id, :order_key, :type, :kind, :stre
 ON CONFLICT (id) DO NOTHING
 """
 
+SELECT_DECIDED = "SELECT endpoint_id, through FROM webhook_decided"
+UPSERT_DECIDED = """
+INSERT INTO webhook_decided (endpoint_id, through) VALUES (:endpoint_id, :through)
+ON CONFLICT (endpoint_id) DO UPDATE SET through = excluded.through
+"""
+"""How far in the log each endpoint's deliveries were decided: kept through a rebuild, so
+the replay decides nothing again (not even for a type added since, or a delivery gone)."""
 GIVE_UP_DELETED = """
 UPDATE webhook_deliveries SET status = 'failed', last_error = 'the endpoint was deleted'
 WHERE endpoint_id = :endpoint AND status IN ('pending', 'sending')
@@ -151,6 +159,8 @@ class WebhookDeliveries(Projection):
             " ON webhook_deliveries (endpoint_id, order_key, position)",
             "CREATE INDEX IF NOT EXISTS webhook_deliveries_of_endpoint"
             " ON webhook_deliveries (endpoint_id, position)",
+            """CREATE TABLE IF NOT EXISTS webhook_decided (
+                endpoint_id TEXT PRIMARY KEY, through BIGINT NOT NULL)""",
             """CREATE TABLE IF NOT EXISTS webhook_attempts (
                 delivery_id TEXT NOT NULL, number INTEGER NOT NULL, started_at TEXT NOT NULL,
                 duration_ms INTEGER NOT NULL, status_code INTEGER, error TEXT,
@@ -165,6 +175,7 @@ class WebhookDeliveries(Projection):
             for row in txn.all("SELECT * FROM webhook_endpoints")
         }
         payments = _payments_of(txn, batch)
+        decided = {row["endpoint_id"]: int(row["through"]) for row in txn.all(SELECT_DECIDED)}
         touched: dict[str, EndpointRow] = {}
         new_payments: list[dict[str, str]] = []
         deliveries: list[dict[str, Any]] = []
@@ -186,10 +197,24 @@ class WebhookDeliveries(Projection):
                     {"payment_id": str(event.originator_id), "order_id": str(event.order_id)}
                 )
             if kind in EVENT_TYPES:
-                deliveries += _deliveries(envelope, endpoints.values(), payments)
+                deliveries += [
+                    d
+                    for d in _deliveries(envelope, endpoints.values(), payments)
+                    if d["position"] > decided.get(d["endpoint_id"], 0)  # not on a rebuild
+                ]
         txn.executemany(UPSERT_ENDPOINT, [asdict(row) for row in touched.values()])
         txn.executemany(INSERT_PAYMENT, new_payments)
         txn.executemany(INSERT_DELIVERY, deliveries)
+        if batch:
+            through = batch[-1].position
+            txn.executemany(
+                UPSERT_DECIDED,
+                [
+                    {"endpoint_id": e, "through": through}
+                    for e in endpoints
+                    if through > decided.get(e, 0)
+                ],
+            )
         for statement, params in settled:  # after the inserts: they apply to those too
             txn.execute(statement, params)
 

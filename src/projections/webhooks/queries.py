@@ -52,11 +52,16 @@ class WebhookQueries:
     def retry(self, delivery_id: str, now: datetime) -> bool:
         """Send a delivery again at once, whatever it came to (a delivered one is sent once
         more: a receiver deduplicates on the event id). Whether there is such a delivery."""
+        # One being sent right now (locked on PostgreSQL, leased on SQLite) is left alone:
+        # waiting for its lock would hold this request for the whole send.
+        which = "SELECT id FROM webhook_deliveries WHERE id = :id AND status <> 'sending'"
+        if self.db.postgres:
+            which += " FOR UPDATE SKIP LOCKED"
         return bool(
             self.db.statement(
                 "UPDATE webhook_deliveries SET status = :pending, next_attempt_at = :now,"
                 " lease_until = NULL, first_attempt_at = NULL"  # 3 days from the retry on
-                " WHERE id = :id AND status <> 'sending'",
+                f" WHERE id IN ({which})",
                 {"pending": PENDING, "now": iso(now), "id": delivery_id},
             )
         )
