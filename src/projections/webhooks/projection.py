@@ -155,6 +155,10 @@ class WebhookDeliveries(Projection):
                 delivered_at TEXT)""",
             "CREATE INDEX IF NOT EXISTS webhook_deliveries_due"
             " ON webhook_deliveries (status, next_attempt_at)",
+            # The queue alone: the dispatcher's look stays small however many were delivered.
+            "CREATE INDEX IF NOT EXISTS webhook_deliveries_waiting"
+            " ON webhook_deliveries (endpoint_id, order_key, position)"
+            " WHERE status IN ('pending', 'sending')",
             "CREATE INDEX IF NOT EXISTS webhook_deliveries_in_order"
             " ON webhook_deliveries (endpoint_id, order_key, position)",
             "CREATE INDEX IF NOT EXISTS webhook_deliveries_of_endpoint"
