@@ -61,8 +61,15 @@ def runner(stored_app: LedgerApp) -> Iterator[ProjectionRunner]:
 
 
 def populate(app: LedgerApp, count: int, seed: int = 1) -> list[Any]:
+    """``count`` orders through varied lives, and a conversation on the first ones (so every
+    projection, ``messages`` too, has rows to write)."""
     gigs = [open_gig(app, freelancer) for freelancer in FREELANCERS]
-    return drive_orders(app, random.Random(seed), count, gigs, CLIENTS)
+    placed = drive_orders(app, random.Random(seed), count, gigs, CLIENTS)
+    talk = app.place_order(CLIENTS[0], gigs[0], "basic").aggregate
+    for n in range(4):
+        app.post_message(CLIENTS[0] if n % 2 == 0 else Caller(talk.freelancer_id), talk.id,
+                         f"message {n}")  # fmt: skip
+    return placed
 
 
 def test_read_models_reflect_commands(
