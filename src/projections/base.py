@@ -8,7 +8,7 @@ transaction, so a batch is applied exactly once or not at all.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -73,3 +73,9 @@ def topics_of(*aggregates: type[Aggregate]) -> list[str]:
         for value in vars(aggregate).values()
         if isinstance(value, type) and issubclass(value, DomainEvent)
     ]
+
+
+def topics_named(names: Collection[str], *aggregates: type[Aggregate]) -> list[str]:
+    """The topics of the events of ``aggregates`` whose names are in ``names`` (a projection
+    that reads some of an aggregate's events, by name)."""
+    return [t for t in topics_of(*aggregates) if t.rsplit(".", 1)[-1] in names]

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from ledger.clock import iso
 from ledger.domain.conversation import Conversation
-from projections.base import Envelope, Projection, topics_of
+from projections.base import Envelope, Projection, topics_named
 from projections.db import Txn
 
 INSERT_MESSAGE = """
@@ -24,7 +24,7 @@ class Messages(Projection):
 
     @property
     def topics(self) -> Sequence[str]:
-        return [t for t in topics_of(Conversation) if t.endswith(".MessagePosted")]
+        return topics_named({"MessagePosted"}, Conversation)
 
     def schema(self) -> Sequence[str]:
         return [

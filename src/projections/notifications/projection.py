@@ -18,7 +18,7 @@ from ledger.clock import iso
 from ledger.domain.conversation import Conversation
 from ledger.domain.inbox import Inbox, inbox_id_for
 from ledger.domain.order import Order
-from projections.base import Envelope, Projection, topics_of
+from projections.base import Envelope, Projection, topics_named
 from projections.db import Row, Txn
 from projections.notifications.rules import (
     MESSAGE,
@@ -74,8 +74,7 @@ class Notifications(Projection):
 
     def __init__(self) -> None:
         wanted = {*ORDER_EVENTS, *INBOX_EVENTS, MESSAGE}
-        topics = topics_of(Order, Inbox, Conversation)
-        self._topics = [t for t in topics if t.rsplit(".", 1)[-1] in wanted]
+        self._topics = topics_named(wanted, Order, Inbox, Conversation)
 
     @property
     def topics(self) -> Sequence[str]:

@@ -29,7 +29,7 @@ from ledger.clock import iso
 from ledger.domain.endpoint import ALL, EVENT_TYPES, WebhookEndpoint
 from ledger.domain.order import Order
 from ledger.domain.payment import Payment
-from projections.base import Envelope, Projection, topics_of
+from projections.base import Envelope, Projection, topics_named
 from projections.db import Txn
 
 DELIVERY_NAMESPACE = UUID("5d0b52f4-77a1-4c1e-9a53-2b8f1d6e9c30")
@@ -128,8 +128,7 @@ class WebhookDeliveries(Projection):
 
     def __init__(self) -> None:
         wanted = {*EVENT_TYPES, *ENDPOINT_EVENTS, "PaymentCreated"}
-        topics = topics_of(Order, Payment, WebhookEndpoint)
-        self._topics = [t for t in topics if t.rsplit(".", 1)[-1] in wanted]
+        self._topics = topics_named(wanted, Order, Payment, WebhookEndpoint)
 
     @property
     def topics(self) -> Sequence[str]:

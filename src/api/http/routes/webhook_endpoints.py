@@ -22,6 +22,7 @@ from ledger.domain.endpoint import WebhookEndpoint
 from ledger.errors import NotFound, ValidationFailed
 from ledger.service import Done
 from ledger.settings import Settings
+from projections.read_models import ReadModels
 from projections.webhooks.projection import endpoint_row
 from projections.webhooks.queries import endpoint_view
 
@@ -98,7 +99,7 @@ def get_endpoint(endpoint_id: str, _: AdminDep, models: ReadModelsDep) -> dict[s
     return _visible(models, endpoint_id)
 
 
-def _visible(models: Any, endpoint_id: str) -> dict[str, Any]:
+def _visible(models: ReadModels, endpoint_id: str) -> dict[str, Any]:
     """Raises: NotFound (unknown, malformed or deleted)."""
     found = models.webhooks.endpoint(str(parse_id(endpoint_id, "webhook endpoint")))
     if found is None:
