@@ -14,5 +14,6 @@ ORDER_KEYS = {
 }  # fmt: skip
 PAYMENT_KEYS = {
     "id", "orderId", "status", "amount", "currency", "paymentMethod", "transactionId",
-    "failureReason", "refundedAmount", "refunds", "checkout", "createdAt", "updatedAt", "version",
+    "failureReason", "refundedAmount", "refunds", "checkout", "card", "cashplus", "expiresAt",
+    "createdAt", "updatedAt", "version",
 }  # fmt: skip

@@ -34,6 +34,10 @@ def payment_status(payment: Payment | None) -> str:
     if payment is None:
         return "none yet"
     words = f"{payment.status}, {mad(payment.amount)} by {payment.payment_method}"
+    if payment.card is not None:
+        words += f" ({card(payment.card)})"
+    if payment.cash_code is not None:
+        words += f" (CashPlus code {payment.cash_code})"
     if payment.transaction_id is not None:
         words += f", transaction {payment.transaction_id}"
     if payment.failure_reason is not None:
@@ -110,14 +114,25 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
         + (f" ({len(e['attachments'])} attached)" if e["attachments"] else "")
     ),
     "PaymentCreated": lambda e: f"{mad(e['amount'])} by {e['payment_method']}",
-    "CheckoutOpened": lambda e: "checkout opened",  # its token is a credential: not shown
-    "PaymentSucceeded": lambda e: f"paid (transaction {e['transaction_id']})",
+    "CashPaymentAwaited": lambda e: "waiting for the cash to be paid at a CashPlus agency",
+    "CheckoutOpened": lambda e: (  # its token is a credential: not shown
+        f"CashPlus code {e['cash_code']} issued" if e.get("cash_code") else "checkout opened"
+    ),
+    "PaymentSucceeded": lambda e: (
+        f"paid (transaction {e['transaction_id']}"
+        + (f", {card(e['card'])})" if e.get("card") else ")")
+    ),
     "PaymentFailed": lambda e: f"failed: {short(e['reason'])}",
     "RefundRecorded": lambda e: f"{mad(e['amount'])} refunded ({short(e['reason'])})",
     "RefundRequested": lambda e: f"{mad(e['amount'])} refund asked of the gateway",
     "RefundConfirmed": lambda e: f"refund confirmed (gateway reference {e['reference']})",
     "RefundNoticed": lambda e: "the gateway reported a refund already confirmed by hand",
 }
+
+
+def card(summary: dict[str, str]) -> str:
+    """A card as the payment keeps it: ``visa ending 4242``."""
+    return f"{summary['brand']} ending {summary['last4']}"
 
 
 def mad(centimes: int) -> str:

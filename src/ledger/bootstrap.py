@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from ledger.clock import Clock, utc_now
+from ledger.domain.payment import PaymentTerms
 from ledger.gateway.port import PaymentGateway
 from ledger.gateway.sandbox import Sandbox
 from ledger.gateway.youcanpay import YouCanPay
 from ledger.service import LedgerApp
 from ledger.service.commit import Batching
-from ledger.settings import Settings, private_directory
+from ledger.settings import Settings, SettingsError, private_directory
 
 PRIVATE_FILE = 0o600
 
@@ -21,17 +23,37 @@ def build_ledger(settings: Settings, clock: Clock = utc_now) -> LedgerApp:
     with the configured payment gateway. A SQLite store made here is this user's alone."""
     if not settings.is_postgres:
         private_sqlite_file(settings.sqlite_path)
+    gateway = build_gateway(settings)
     return LedgerApp(
         settings.eventsourcing_env(),
         clock=clock,
         fee_rate_bp=settings.fee_rate_bp,
-        gateway=build_gateway(settings),
+        gateway=gateway,
+        payment_terms=payment_terms(settings, gateway),
         public_url=str(settings.public_url),
         batching=Batching(
             enabled=settings.group_commit,
             max_aggregates=settings.batch_max_aggregates,
             max_wait=float(settings.batch_wait_ms) / 1_000,
         ),
+    )
+
+
+def payment_terms(settings: Settings, gateway: PaymentGateway) -> PaymentTerms:
+    """What payments may use: the gateway's methods, narrowed by ``LEDGER_PAYMENT_METHODS``
+    (in the gateway's order), with each method's window to pay.
+
+    Raises: SettingsError, for an offered method the gateway does not take."""
+    offered = settings.offered_methods or gateway.methods
+    if untaken := [method for method in offered if method not in gateway.methods]:
+        raise SettingsError(
+            f"LEDGER_PAYMENT_METHODS: the {gateway.name} gateway does not take "
+            f"{', '.join(untaken)}; it takes {', '.join(gateway.methods)}"
+        )
+    return PaymentTerms(
+        tuple(method for method in gateway.methods if method in offered),
+        card_window=timedelta(minutes=settings.payment_expiry_minutes),
+        cash_window=timedelta(hours=settings.cashplus_expiry_hours),
     )
 
 

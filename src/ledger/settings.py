@@ -22,6 +22,7 @@ import limits
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.domain.payment import PAYMENT_METHODS
 from ledger.money import percent_to_basis_points
 
 WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "changethis", "dev", "test"})
@@ -101,6 +102,11 @@ class Settings(BaseSettings):
     payment_expiry_minutes: Annotated[
         int, _env("LEDGER_PAYMENT_EXPIRY_MINUTES", ge=1, le=7 * 24 * 60)
     ] = 30
+    cashplus_expiry_hours: Annotated[
+        int, _env("LEDGER_CASHPLUS_EXPIRY_HOURS", ge=1, le=30 * 24)
+    ] = 72
+    payment_methods: Annotated[str | None, _env("LEDGER_PAYMENT_METHODS")] = None
+    """The methods offered, among those the gateway takes; unset: all of them."""
     clearance_days: Annotated[int, _env("LEDGER_CLEARANCE_DAYS", ge=0, le=365)] = 14
     group_commit: Annotated[bool, _env("LEDGER_GROUP_COMMIT")] = True
     batch_max_aggregates: Annotated[int, _env("LEDGER_BATCH_MAX_AGGREGATES", ge=1, le=10_000)] = 256
@@ -185,6 +191,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must name one or more of {allowed}, joined by ','")
         return ",".join(dict.fromkeys(names))
 
+    @field_validator("payment_methods")
+    @classmethod
+    def _payment_methods(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names or set(names) - set(PAYMENT_METHODS):
+            methods = ", ".join(PAYMENT_METHODS)
+            raise ValueError(f"must name one or more of {methods}, joined by ','")
+        return ",".join(dict.fromkeys(names))
+
     @field_validator("auth_roles_claim", "auth_subject_claim")
     @classmethod
     def _claim_path(cls, path: str) -> str:
@@ -252,6 +269,11 @@ class Settings(BaseSettings):
     def has_provider(self) -> bool:
         """Whether bearer tokens may come from an identity provider."""
         return self.auth_issuer is not None or self.auth_jwks_url is not None
+
+    @property
+    def offered_methods(self) -> tuple[str, ...] | None:
+        """``LEDGER_PAYMENT_METHODS`` read, or ``None`` when unset (whatever the gateway takes)."""
+        return None if self.payment_methods is None else tuple(self.payment_methods.split(","))
 
     @property
     def provider_algorithms(self) -> tuple[str, ...]:

@@ -19,7 +19,8 @@ index, so all schema set-up -- ours and the library's -- runs under one advisory
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -30,7 +31,12 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
@@ -196,20 +202,37 @@ class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
                 )
 
 
+@contextmanager
+def schema_lock(datastore: PostgresDatastore) -> Iterator[None]:
+    """Hold ``SCHEMA_LOCK`` while the block creates schema: a session-level lock on a
+    connection of its own, since the library creates its types and tables in several
+    transactions of its own, which must all happen inside."""
+    with datastore.get_connection() as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+class SchemaLockedSnapshotRecorder(PostgresAggregateRecorder):
+    """The library's recorder of snapshots (``ledger_snapshots``), created under
+    ``SCHEMA_LOCK`` as the events table is: two processes opening an empty database at once
+    would otherwise both create its row type, and one would fail."""
+
+    def create_table(self) -> None:
+        with schema_lock(self.datastore):
+            super().create_table()
+
+
 class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
     """The library's PostgreSQL recorder, created under ``SCHEMA_LOCK``, whose events table
     refuses UPDATE, DELETE and TRUNCATE."""
 
     def create_table(self) -> None:
-        # A session-level lock on a connection of its own: the library creates its types
-        # and tables in several transactions of its own, which must all happen inside.
-        with self.datastore.get_connection() as lock:
-            lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-            try:
-                super().create_table()
-                self._install_triggers()
-            finally:
-                lock.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        with schema_lock(self.datastore):
+            super().create_table()
+            self._install_triggers()
 
     def events_of(self, ids: Sequence[UUID]) -> list[Notification]:
         statement = SQL(
@@ -321,9 +344,18 @@ def _notification(row: Any, position: int, state: bytes, convert: Any = None) ->
     )
 
 
+class LedgerPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL persistence, with the snapshots recorder that creates its
+    table under ``SCHEMA_LOCK`` (the events recorder is named by ``RECORDER_TOPICS``)."""
+
+    aggregate_recorder_class = SchemaLockedSnapshotRecorder
+
+
 RECORDER_TOPICS = {
     "eventsourcing.sqlite": get_topic(AppendOnlySQLiteRecorder),
     "eventsourcing.postgres": get_topic(AppendOnlyPostgresRecorder),
 }
 """``APPLICATION_RECORDER_TOPIC`` for each SQL persistence module (others, such as the
 in-memory store of unit tests, have nothing to protect)."""
+FACTORY_TOPICS = {"eventsourcing.postgres": get_topic(LedgerPostgresFactory)}
+"""The ``PERSISTENCE_MODULE`` the ledger uses in place of the library's module named."""

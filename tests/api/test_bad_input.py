@@ -213,7 +213,8 @@ BAD_BODIES: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {  # each must b
         "paymentMethod unknown": {"paymentMethod": "bitcoin"},
         "paymentMethod malformed": {"paymentMethod": "Credit Card"},
         "paymentMethod a number": {"paymentMethod": 5},
-        "extra field": {"paymentMethod": "paypal", "amount": 1},
+        "paymentMethod no longer taken": {"paymentMethod": "paypal"},
+        "extra field": {"paymentMethod": "credit_card", "amount": 1},
     },
 }
 
@@ -416,7 +417,7 @@ MALFORMED_IDS = [  # method, path, body
     ("POST", "/v1/orders/nope/accept", None),
     ("POST", "/v1/orders/nope/requirements", {"text": "x"}),
     ("POST", "/v1/orders/nope/cancel", {"reason": "client_withdrew"}),
-    ("POST", "/v1/orders/nope/payments", {"paymentMethod": "paypal"}),
+    ("POST", "/v1/orders/nope/payments", {"paymentMethod": "credit_card"}),
     ("POST", "/v1/orders/<paid>x/accept", None),
 ]
 

@@ -571,3 +571,35 @@ def test_a_malformed_query_is_a_422_page_with_the_console_headers(
         assert missing.status_code == 404
         assert "no such page" in missing.text
         assert "default-src 'self'" in missing.headers["content-security-policy"]
+
+
+def test_the_order_page_shows_how_it_is_paid(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    order = api.order(api.gig())
+    answer = api.client.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"paymentMethod": "cashplus"},
+        headers=api.as_("client-1"),
+    )
+    assert answer.status_code == 201, answer.text
+    code = answer.json()["cashplus"]["code"]
+    card_order = api.order(api.gig())
+    card = api.open_payment(card_order)
+    paid = api.client.post(
+        f"/sandbox/payment-form/{card['checkout']['tokenId']}",
+        json={"cardNumber": "4242424242424242", "expiry": "12/30", "cvv": "123",
+              "cardHolderName": "A"},
+    )  # fmt: skip
+    assert paid.json()["status"] == "paid", paid.text
+    caught_up(api)
+    sign_in(api, settings, clock)
+    cash_page = api.client.get(f"/console/orders/{order['id']}").text
+    assert "</span> · awaiting_cash_payment" in cash_page
+    assert f"CashPlus code <code>{code}</code>" in cash_page
+    assert "expires 2026-01-08 09:00 UTC" in cash_page
+    assert "CashPaymentAwaited" in cash_page
+    assert f"CashPlus code {code} issued" in cash_page
+    card_page = api.client.get(f"/console/orders/{card_order['id']}").text
+    assert "visa ending 4242" in card_page
+    assert "4242424242424242" not in card_page

@@ -407,12 +407,12 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
     order, other = api.order(gig, "client-1"), api.order(gig, "client-2")
     assert_problem(get(api, f"/v1/orders/{order['id']}/payment", CLIENT), 404, "not_found")
 
-    response = command(api, order, "payments", CLIENT, {"paymentMethod": "paypal"})
+    response = command(api, order, "payments", CLIENT, {"paymentMethod": "credit_card"})
     assert response.status_code == 201, response.text
     payment = response.json()
     assert payment.keys() == PAYMENT_KEYS
     # PaymentCreated and CheckoutOpened: version 2, with the sandbox's hosted form.
-    has(payment, orderId=order["id"], status="pending", paymentMethod="paypal", version=2)
+    has(payment, orderId=order["id"], status="pending", paymentMethod="credit_card", version=2)
     has(payment, amount=order["totalAmount"], currency="MAD", refundedAmount=0.0, refunds=[])
     has(payment, transactionId=None, failureReason=None)
     token = payment["checkout"]["tokenId"]
@@ -424,7 +424,7 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
     assert response.headers["Location"] == f"/v1/payments/{payment['id']}"
     assert response.headers["ETag"] == '"2"'
     assert int(response.headers["X-Ledger-Position"]) == head(api)
-    assert_problem(command(api, order, "payments", CLIENT, {"paymentMethod": "paypal"}), 409)
+    assert_problem(command(api, order, "payments", CLIENT, {"paymentMethod": "credit_card"}), 409)
 
     position = pay(api, other)  # client-2's order, paid with tx-1
     paid = str(payment_id_for(UUID(other["id"])))
@@ -437,7 +437,7 @@ def test_payments_are_created_read_and_listed(api: Api) -> None:
     has(read.json(), id=paid, status="success", transactionId="tx-1")
     assert api.read(f"/v1/payments/{paid}", "client-2", position=position) == read.json()
     assert api.read(f"/v1/payments/{payment['id']}", "client-1", position=position) == payment
-    again = command(api, other, "payments", ("client-2",), {"paymentMethod": "paypal"})
+    again = command(api, other, "payments", ("client-2",), {"paymentMethod": "credit_card"})
     assert_problem(again, 409)
 
     listed = {  # (query, who, *roles) → ids, newest first

@@ -117,7 +117,9 @@ def test_a_sandbox_paid_and_completed_order_posts_capture_and_release(api: Api) 
     releases it to the freelancer less the fee of the settings; every shape is docs/api.md's."""
     order = api.order(api.gig(packages=[{**BASIC, "price": 100.04}]))
     paying = api.client.post(
-        f"/v1/orders/{order['id']}/payments", json={"paymentMethod": "paypal"}, headers=api.as_(CL)
+        f"/v1/orders/{order['id']}/payments",
+        json={"paymentMethod": "credit_card"},
+        headers=api.as_(CL),
     )
     assert paying.status_code == 201, paying.text
     card = {"cardNumber": "4242424242424242", "expiry": "12/27", "cvv": "123",

@@ -56,7 +56,7 @@ def disputed(api: Api, clock: FakeClock) -> tuple[dict[str, Any], httpx.Response
     order = api.order(api.gig(FL, packages=[{**BASIC, "price": 200}]), CL)
     path = f"/v1/orders/{order['id']}"
     clock.advance(minutes=1)
-    paying = post(api, f"{path}/payments", (CL,), {"paymentMethod": "paypal"})
+    paying = post(api, f"{path}/payments", (CL,), {"paymentMethod": "credit_card"})
     clock.advance(minutes=1)
     form = f"/sandbox/payment-form/{paying.json()['checkout']['tokenId']}"
     assert api.client.post(form, json=CARD).json()["status"] == "paid"

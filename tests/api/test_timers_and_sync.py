@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from api.runtime.timers import Timer, payment_expiry
 from tests.api.conftest import Api
 from tests.conftest import FakeClock
@@ -16,7 +14,7 @@ def pay_pending(api: Api) -> tuple[dict, dict]:
 
 def expiry(api: Api, clock: FakeClock) -> Timer:
     state = api.app.state
-    return payment_expiry(state.ledger, state.read_models, timedelta(minutes=30), clock)
+    return payment_expiry(state.ledger, state.read_models, clock)
 
 
 def test_a_payment_pending_past_its_expiry_fails_and_cancels_its_order(

@@ -83,7 +83,7 @@ def drive_order(
     if lifecycle == "withdrawn":
         add(lambda: app.cancel_order(client, oid, CancelReason.CLIENT_WITHDREW, "changed mind"))
     if lifecycle not in ("placed", "withdrawn"):
-        add(lambda: app.create_payment(client, oid, rng.choice(("credit_card", "paypal"))))
+        add(lambda: app.create_payment(client, oid, rng.choice(("credit_card", "cashplus"))))
     if lifecycle == "payment_failed":
         add(lambda: app.fail_payment(GATEWAY, payment_id_for(oid), "card declined", f"tx-{oid}"))
     if lifecycle not in ("placed", "withdrawn", "payment_pending", "payment_failed"):

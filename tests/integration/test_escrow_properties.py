@@ -49,12 +49,15 @@ from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
 N_ORDERS = 3
-EXPIRY, CLEARANCE = timedelta(minutes=30), timedelta(days=14)
+CLEARANCE = timedelta(days=14)
 FREELANCERS, CLIENTS = (Caller("ana"), Caller("ben")), (Caller("cara"), Caller("dan"))
 PACKAGES = (Package("basic", 9_999, 2, 1, "A logo"), Package("standard", 25_001, 4, 2, "More"))
 FEE_PERCENTS = ("20", "0", "100", "12.5")  # hypothesis favours the ends: the common cases
 NEXT: dict[str, tuple[str, ...]] = {
-    Stage.AWAITING_PAYMENT: ("open_payment",) * 3 + ("fail", "expire", "withdraw") + ("pay",) * 6,
+    Stage.AWAITING_PAYMENT: ("open_payment",) * 2
+    + ("open_cash", "fail", "expire", "withdraw")
+    + ("pay",) * 6,
+    Stage.AWAITING_CASH_PAYMENT: ("fail", "expire", "withdraw") + ("pay",) * 6,
     Stage.AWAITING_ACCEPTANCE: ("accept", "deliver") * 3 + ("ask_cancel", "dispute", "refund"),
     Stage.IN_PROGRESS: ("deliver",) * 5 + ("ask_cancel", "dispute", "policy", "refund"),
     Stage.DELIVERED: ("complete",) * 5 + ("revise", "ask_cancel", "dispute", "refund"),
@@ -105,9 +108,10 @@ def command(app: LedgerApp, order: Order, name: str, share: int, step: int) -> C
 
     return {
         "open_payment": lambda: app.create_payment(client, oid, "credit_card"),
+        "open_cash": lambda: app.create_payment(client, oid, "cashplus"),
         "pay": lambda: app.confirm_payment(GATEWAY, pid, f"tx-{oid}", order.total, "MAD"),
         "fail": lambda: app.fail_payment(GATEWAY, pid, "card declined"),
-        "expire": lambda: app.expire_payment(pid, EXPIRY),
+        "expire": lambda: app.expire_payment(pid),
         "withdraw": lambda: app.cancel_order(client, oid, CancelReason.CLIENT_WITHDREW),
         "policy": lambda: app.cancel_order(SUPPORT, oid, CancelReason.POLICY_VIOLATION, "spam"),
         "accept": lambda: app.accept_order(freelancer, oid),
@@ -171,7 +175,7 @@ def exercise(data: st.DataObject, database: Callable[[], AbstractContextManager[
         with open_runner(app, batch_size=batch_size, poll_interval=3600) as runner:
             models = ReadModels(runner.db)
             clear = funds_clearance(app, models, CLEARANCE, clock)
-            expire = payment_expiry(app, models, EXPIRY, clock)
+            expire = payment_expiry(app, models, clock)
             for step in range(data.draw(st.integers(5, 80), label="steps")):
                 index = data.draw(st.integers(0, N_ORDERS - 1), label="order")
                 order: Order = app.repository.get(order_ids[index])

@@ -104,7 +104,7 @@ def test_read_models_reflect_commands(
          lambda: app.review_order(client, oid, 4, "good"))  # fmt: skip
     other = app.place_order(Caller("client-2"), gig.id, "basic").aggregate.id
     refunded = app.place_order(client, gig.id, "basic").aggregate.id
-    app.create_payment(client, refunded, "paypal")
+    app.create_payment(client, refunded, "cashplus")
     app.confirm_payment(GATEWAY, payment_id_for(refunded), "tx-2", 10_000, "MAD")
     refund_at = clock.advance(hours=1)
     app.cancel_order(SUPPORT, refunded, CancelReason.POLICY_VIOLATION, "spam")

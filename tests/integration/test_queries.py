@@ -398,7 +398,7 @@ def test_gig_rating_from_reviews_across_runs(
     assert ana1["rating"] == {"average": 4.5, "count": 2}  # 4 and 5, in the gig's own batch
     assert ana2["rating"] == {"average": None, "count": 0}
     order = stored_app.place_order(DAN, UUID(world.ids["ana1"]), "basic").aggregate.id
-    stored_app.create_payment(DAN, order, "paypal")
+    stored_app.create_payment(DAN, order, "cashplus")
     stored_app.confirm_payment(GATEWAY, payment_id_for(order), "tx-9", PRICE, "MAD")
     stored_app.deliver_order(ANA, order, "Done")
     stored_app.complete_order(DAN, order)
@@ -440,7 +440,7 @@ FILL = {
         refunded_amount, refunds, created_at, updated_at, version, state)
         SELECT 'payment-' || g, g, 'order-' || g, 'client-' || mod(g, 50),
             'freelancer-' || mod(g, 40), (ARRAY['pending', 'success', 'failed'])[1 + mod(g, 3)],
-            10000, 'MAD', 'paypal', 'tx-' || g, NULL, 0, '[]', '2026-01-05T09:00:00Z',
+            10000, 'MAD', 'credit_card', 'tx-' || g, NULL, 0, '[]', '2026-01-05T09:00:00Z',
             '2026-01-05T09:00:00Z', 2, repeat('x', 400)
         FROM generate_series(1, 4000) AS g""",
 }

@@ -37,7 +37,7 @@ def place(app: LedgerApp) -> UUID:
 def place_and_pay(app: LedgerApp) -> UUID:
     """An order at version 3: placed (1), payment confirmed (2), accepted (3)."""
     order_id = place(app)
-    payment_id = app.create_payment(CLIENT, order_id, "cashplus").aggregate.id
+    payment_id = app.create_payment(CLIENT, order_id, "credit_card").aggregate.id
     app.confirm_payment(Caller.system("gateway"), payment_id, "tx-9", PACKAGE.price, "MAD")
     app.accept_order(FREELANCER, order_id)
     return order_id

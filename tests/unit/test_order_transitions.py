@@ -134,11 +134,11 @@ MATRIX = """
     completed_reviewed                    . . | . . . . . . | . . . . . | . . . | . . . . . | .
     completed_by_release                  . . | . . . . . . | . . . . . | . . . | . . . . . | =
     completed_by_split                    . . | . . . . . . | . . . . . | . . . | . . . . . | =
-    cancelled_client_withdrew             = = | . . . . . . | . . . . . | . . . | . . . . . | .
+    cancelled_client_withdrew             = . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_payment_failed              = . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_mutual_agreement            . . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_policy_violation            . . | . . . . . . | . . . . . | . . . | . . . . . | .
-    cancelled_policy_unpaid               = = | . . . . . . | . . . . . | . . . | . . . . . | .
+    cancelled_policy_unpaid               = . | . . . . . . | . . . . . | . . . | . . . . . | .
     cancelled_dispute_refund              . . | . . . . . . | . . . . . | . . . | . . . . . | .
 """
 EXPECTED = {

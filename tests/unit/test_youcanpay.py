@@ -668,3 +668,88 @@ def test_php_json_encodes_as_phps_json_encode(value: object, encoded: str) -> No
 def test_php_json_refuses_what_php_cannot_encode(value: object) -> None:
     with pytest.raises(ValueError):
         php_json(value)
+
+
+# --- CashPlus -----------------------------------------------------------------------------
+
+
+def cash_request() -> CheckoutRequest:
+    return checkout_request(method="cashplus")
+
+
+def test_it_takes_cards_and_cashplus(gateway: YouCanPay) -> None:
+    assert gateway.methods == ("credit_card", "cashplus")
+
+
+def test_cashplus_tokenizes_then_initiates_with_the_public_key(
+    router: respx.MockRouter, gateway: YouCanPay
+) -> None:
+    tokenize = router.post(f"{SANDBOX_API}tokenize").respond(200, json={"token": {"id": "tok_1"}})
+    init = router.post(f"{SANDBOX_API}cashplus/init").respond(
+        200, json={"transaction_id": "tx_cp", "token": "cp500014337"}
+    )
+
+    checkout = gateway.tokenize(cash_request())
+
+    assert checkout == Checkout("tok_1", None, "tx_cp", cash_code="cp500014337")
+    assert json.loads(tokenize.calls.last.request.content)["amount"] == 57000
+    sent = init.calls.last.request
+    assert sent.headers["accept"] == "application/json"
+    assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
+    fields = dict(httpx.QueryParams(sent.content.decode()))
+    assert fields == {"pub_key": PUBLIC, "token_id": "tok_1", "payment_method[type]": "cashplus"}
+    assert KEY not in sent.content.decode(), "the private key never goes to cashplus/init"
+
+
+def test_cashplus_reads_the_code_as_the_docs_show_it_too(
+    router: respx.MockRouter, live: YouCanPay
+) -> None:
+    router.post(f"{LIVE_API}tokenize").respond(200, json={"token": {"id": "tok_1"}})
+    router.post(f"{LIVE_API}cashplus/init").respond(200, json={"token": {"id": "cp-42"}})
+
+    checkout = live.tokenize(cash_request())
+
+    assert (checkout.cash_code, checkout.transaction_id, checkout.payment_url) == (
+        "cp-42",
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (200, {"success": False, "message": "CashPlus is not enabled"}, GatewayRefused),
+        (422, {"message": "token expired"}, GatewayRefused),
+        (200, {"transaction_id": "tx"}, GatewayError),
+        (503, {}, GatewayError),
+    ],
+)
+def test_cashplus_refusals_and_failures(
+    router: respx.MockRouter,
+    gateway: YouCanPay,
+    status: int,
+    body: dict[str, object],
+    error: type[Exception],
+) -> None:
+    router.post(f"{SANDBOX_API}tokenize").respond(200, json={"token": {"id": "tok_1"}})
+    init = router.post(f"{SANDBOX_API}cashplus/init").respond(status, json=body)
+
+    with pytest.raises(error) as raised:
+        gateway.tokenize(cash_request())
+
+    assert init.call_count == 1, "never retried: a second call could issue a second code"
+    assert KEY not in str(raised.value)
+    if body.get("message"):
+        assert str(body["message"]) in str(raised.value)
+
+
+def test_cashplus_unreachable_is_a_gateway_error(
+    router: respx.MockRouter, gateway: YouCanPay
+) -> None:
+    router.post(f"{SANDBOX_API}tokenize").respond(200, json={"token": {"id": "tok_1"}})
+    router.post(f"{SANDBOX_API}cashplus/init").mock(side_effect=httpx.ConnectError("down"))
+
+    with pytest.raises(GatewayError, match="CashPlus initiation") as raised:
+        gateway.tokenize(cash_request())
+    assert not isinstance(raised.value, GatewayRefused)

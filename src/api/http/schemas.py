@@ -388,8 +388,39 @@ class Refund(Schema):
 
 
 class Checkout(Schema):
+    """What the gateway opened: for a card, ``paymentUrl`` is its hosted form; a CashPlus
+    payment has no form (``null``), its code is in the payment's ``cashplus``."""
+
     token_id: str
-    payment_url: str
+    payment_url: str | None
+
+
+class Card(Schema):
+    """The card that paid, as the gateway reported it: never more than the last four digits."""
+
+    brand: str
+    last4: Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+
+
+class CashPlus(Schema):
+    """A CashPlus payment's code, quoted at an agency to pay in cash, and how to."""
+
+    code: str
+    instructions: str
+
+
+class PaymentMethodOut(Schema):
+    """A method the configured gateway takes, and how its payment goes."""
+
+    method: Literal["credit_card", "cashplus"]
+    flow: Literal["hosted_form", "cash_code"]
+    expires_in_minutes: int
+    """How long a payment by this method may stay unpaid before it fails (``expired``)."""
+    description: str
+
+
+class PaymentMethods(Schema):
+    data: list[PaymentMethodOut]
 
 
 class Payment(Schema):
@@ -404,6 +435,9 @@ class Payment(Schema):
     refunded_amount: Money
     refunds: list[Refund]
     checkout: Checkout | None
+    card: Card | None
+    cashplus: CashPlus | None
+    expires_at: Timestamp | None
     created_at: Timestamp
     updated_at: Timestamp
     version: int

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from api.http.problems import ApiError, invalid
+from ledger.domain.values import CardSummary
 from ledger.errors import AlreadyApplied, InvalidTransition, ValidationFailed
 from ledger.gateway.port import Transaction, TransactionStatus
 from ledger.service import LedgerApp
@@ -52,6 +53,26 @@ class WebhookTransaction(_Gateway):
     amount: Annotated[int, BeforeValidator(_whole), Field(strict=True, gt=0)]
     currency: Annotated[str, Field(min_length=3, max_length=3)]
     reason: Annotated[str | None, Field(max_length=1_000)] = None
+    card: Any = None
+    """``{"brand", "last4"}`` of the card that paid, when the gateway sends it. Read
+    leniently (``card_summary``): a malformed one is dropped, not the money's news."""
+
+    def card_summary(self, webhook_id: str) -> CardSummary | None:
+        """The card named, or ``None`` when none is, or when it is not a brand and four
+        digits (logged: the payment is recorded without it, never with a card number)."""
+        if self.card is None:
+            return None
+        brand, last4 = (
+            self.card.get(key) if isinstance(self.card, dict) else None
+            for key in ("brand", "last4")
+        )
+        try:
+            if isinstance(brand, str) and isinstance(last4, str):
+                return CardSummary(brand, last4)
+        except ValidationFailed:
+            pass
+        log.warning("webhook %s: its card is not a brand and four digits; not kept", webhook_id)
+        return None
 
 
 class WebhookPayload(_Gateway):
@@ -67,7 +88,13 @@ class YouCanPayWebhook(_Gateway):
     def transaction(self, status: TransactionStatus) -> Transaction:
         found = self.payload.transaction
         return Transaction(
-            found.id, status, found.order_id, found.amount, found.currency, found.reason
+            found.id,
+            status,
+            found.order_id,
+            found.amount,
+            found.currency,
+            found.reason,
+            card=found.card_summary(self.id),
         )
 
 

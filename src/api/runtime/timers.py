@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from ledger.clock import Clock, iso
@@ -51,11 +51,23 @@ class DueTimer:
         return acted
 
 
-def payment_expiry(ledger: LedgerApp, models: ReadModels, after: timedelta, clock: Clock) -> Timer:
-    """Fails payments left pending past ``LEDGER_PAYMENT_EXPIRY_MINUTES`` and cancels
-    their orders (``payment_failed``, note ``expired``)."""
+def payment_expiry(ledger: LedgerApp, models: ReadModels, clock: Clock) -> Timer:
+    """Fails payments left pending past the expiry recorded with each (a card's
+    ``LEDGER_PAYMENT_EXPIRY_MINUTES``, CashPlus's ``LEDGER_CASHPLUS_EXPIRY_HOURS``) and
+    cancels their orders (``payment_failed``, note ``expired``). Due means the expiry itself
+    has passed (``after`` is zero)."""
+    window = ledger.payment_terms.card_window
+
+    def candidates(now: str) -> list[str]:
+        unrecorded_before = iso(datetime.fromisoformat(now) - window) or ""
+        return models.payments.expired_ids(now, unrecorded_before)
+
     return DueTimer(
-        "expire payment", models.payments.pending_ids, ledger.expire_payment, after, clock
+        "expire payment",
+        candidates,
+        lambda payment_id, _after: ledger.expire_payment(payment_id),
+        timedelta(0),
+        clock,
     )
 
 
@@ -108,9 +120,7 @@ def due_timers(
 ) -> list[Timer]:
     """Payment expiry, funds clearance and the orders' deadlines (auto-completion, unanswered
     cancellation requests, lateness)."""
-    expiry = payment_expiry(
-        ledger, models, timedelta(minutes=settings.payment_expiry_minutes), clock
-    )
+    expiry = payment_expiry(ledger, models, clock)
     clearance = funds_clearance(ledger, models, timedelta(days=settings.clearance_days), clock)
     deadlines = [
         auto_completion(ledger, models, timedelta(days=settings.auto_complete_days), clock),

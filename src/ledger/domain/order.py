@@ -62,6 +62,7 @@ class Order(Aggregate):
     count existed (a read model's state) reads 0 and counts on from its next request."""
 
     WHO: ClassVar[dict[str, tuple[str, ...]]] = {
+        "await_cash_payment": ("client",),
         "confirm_payment": ("gateway",),
         "accept": ("freelancer",),
         "submit_requirements": ("client",),
@@ -159,6 +160,19 @@ class Order(Aggregate):
         return self.paid_amount - self.refunded_at_gateway
 
     # -- payment ----------------------------------------------------------------------------
+
+    def await_cash_payment(self, payment_id: UUID, actor: Actor, timestamp: datetime) -> None:
+        """The client chose to pay in cash (CashPlus): the order waits for the agency's
+        payment, which the gateway reports, instead of a card form's minutes."""
+        self._require(actor, "await_cash_payment")
+        self._require_state(
+            "wait for a cash payment of", status=[PENDING], stage=[Stage.AWAITING_PAYMENT]
+        )
+        self._cash_payment_awaited(payment_id, actor, timestamp)
+
+    @event("CashPaymentAwaited")
+    def _cash_payment_awaited(self, payment_id: UUID, actor: Actor, timestamp: datetime) -> None:
+        self.stage = Stage.AWAITING_CASH_PAYMENT  # payment_id stays unset: nothing is paid
 
     def confirm_payment(
         self, payment_id: UUID, amount: int, actor: Actor, timestamp: datetime

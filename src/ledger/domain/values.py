@@ -26,6 +26,25 @@ LINE_BREAKS: Final = frozenset("\n\r\t")
 """The controls a multi-line text keeps: newlines (LF, CR or CRLF) and tabs."""
 
 
+@dataclass(frozen=True)
+class CardSummary:
+    """What a payment keeps of the card that paid it, as the gateway reported it: the
+    brand and the last four digits. Never more of the number: a longer "last4" is refused,
+    and a brand holds no digits at all (brands are names: visa, mastercard, amex …), so a
+    full card number cannot slip into an event by a gateway's mistake."""
+
+    brand: str
+    last4: str
+
+    def __post_init__(self) -> None:
+        if not (self.last4.isascii() and self.last4.isdigit() and len(self.last4) == 4):
+            raise ValidationFailed("a card's last four digits are four digits", field="last4")
+        if not (0 < len(self.brand) <= 32 and self.brand.isascii()):
+            raise ValidationFailed("a card brand is a short name", field="brand")
+        if not all(c.isalpha() or c in " -_" for c in self.brand):
+            raise ValidationFailed("a card brand is a short name", field="brand")
+
+
 class OrderStatus(StrEnum):
     """The order's public status: exactly the seed's four values."""
 
@@ -39,6 +58,9 @@ class Stage(StrEnum):
     """Where a non-terminal order stands; ``closed`` once completed or cancelled."""
 
     AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_CASH_PAYMENT = "awaiting_cash_payment"
+    """The client chose CashPlus and holds a code to pay with at an agency, hours or days
+    later: the order waits for the gateway's word that the cash was paid."""
     AWAITING_ACCEPTANCE = "awaiting_acceptance"
     IN_PROGRESS = "in_progress"
     DELIVERED = "delivered"

@@ -1,8 +1,10 @@
 """``PaymentGateway``: what the ledger needs from a payment provider, and nothing more.
 
-The ledger asks a gateway to open a hosted checkout for a payment (``tokenize``), to tell it
-the state of a transaction (``lookup``), and to check that a webhook really comes from it
-(``verify``). Amounts cross this port as integer centimes, as everywhere inside.
+The ledger asks a gateway to open a checkout for a payment (``tokenize``): a hosted form for a
+card, a code to pay in cash at an agency for CashPlus; to tell it the state of a transaction
+(``lookup``); and to check that a webhook really comes from it (``verify``). Each gateway
+says which payment methods it takes (``methods``). Amounts cross this port as integer
+centimes, as everywhere inside.
 
     GatewayError              the gateway could not be reached or answered nonsense;
      │                         the payment and its order stay pending and consistent
@@ -15,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ledger.domain.payment import CARD
+from ledger.domain.values import CardSummary
 from ledger.errors import LedgerError
 
 TransactionStatus = Literal["pending", "paid", "failed", "refunded"]
@@ -41,7 +45,8 @@ class TransactionNotFound(GatewayRefused):
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    """What a checkout is opened for (``order_id`` is what the gateway echoes back)."""
+    """What a checkout is opened for (``order_id`` is what the gateway echoes back), and by
+    which method."""
 
     order_id: str
     amount: int
@@ -50,17 +55,21 @@ class CheckoutRequest:
     error_url: str
     customer_ip: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    method: str = CARD
 
 
 @dataclass(frozen=True)
 class Checkout:
-    """A hosted payment form: ``token_id`` names it, ``payment_url`` is where the client
-    goes to pay (absolute); ``transaction_id``, when the gateway names the transaction at
-    once, lets support look it up before any webhook came."""
+    """What the gateway opened: ``token_id`` names it; for a card, ``payment_url`` is the
+    hosted form where the client goes to pay (absolute); for CashPlus, ``cash_code`` is the
+    code the client pays with at an agency, and there is no form. ``transaction_id``, when
+    the gateway names the transaction at once, lets support look it up before any webhook
+    came."""
 
     token_id: str
-    payment_url: str
+    payment_url: str | None
     transaction_id: str | None = None
+    cash_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,8 @@ class Transaction:
     currency: str
     reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    card: CardSummary | None = None
+    """The paying card's brand and last four digits, when the gateway reports them."""
 
 
 class PaymentGateway(Protocol):
@@ -81,13 +92,18 @@ class PaymentGateway(Protocol):
     sandbox: bool
     """Whether this gateway moves test money: a webhook's envelope says the same
     (``"sandbox": true``), or it is refused."""
+    methods: tuple[str, ...]
+    """The payment methods this gateway takes (``ledger.domain.payment.PAYMENT_METHODS``
+    order): what ``GET /v1/payment-methods`` lists and what a payment may use."""
     refunds_at_once: bool
     """Whether a refund the ledger decides is made there and then (the sandbox), or only
     requested, to be made at the gateway by hand and confirmed (YouCanPay documents no
     refund API)."""
 
     def tokenize(self, request: CheckoutRequest) -> Checkout:
-        """Open a checkout. Raises: GatewayError, GatewayRefused."""
+        """Open a checkout by ``request.method`` (one of ``methods``).
+
+        Raises: GatewayError, GatewayRefused."""
         ...
 
     def lookup(self, transaction_id: str) -> Transaction:

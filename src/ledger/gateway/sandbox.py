@@ -5,9 +5,17 @@
 decides by YouCanPay's test cards and returns the webhook YouCanPay would send, signed
 the way YouCanPay signs it, for the service to deliver to its own webhook endpoint.
 
+A CashPlus checkout has no form: ``tokenize`` issues a 12-digit code the client would quote
+at an agency, and ``settle_cash`` is what the sandbox's "agency" (``/sandbox/cashplus/{token}``)
+does with it: the cash is paid (``transaction.paid``) or the code lapses unpaid
+(``transaction.failed``, reason ``expired``), each a signed webhook as for cards.
+
 Test cards: ``4242424242424242`` is paid, ``4000000000000002`` is declined; any other
 number is refused outright, as YouCanPay refuses cards it does not know, and no webhook
-is sent. A token is ``sbx_<payment id hex>_<secret>``, the secret 32 random hex digits
+is sent. Both are Visa cards: a paid card's webhook names the brand and the last four
+digits, which the payment keeps (never the number).
+
+A token is ``sbx_<payment id hex>_<secret>``, the secret 32 random hex digits
 (``secrets.token_hex``), and is stored with the payment (``CheckoutOpened``): the form finds
 the payment by the id part and admits only the token stored with it (``is_token_of``), so it
 needs no state of its own and survives restarts, and a token cannot be computed from an
@@ -26,6 +34,8 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID, uuid4
 
+from ledger.domain.payment import CARD, CASHPLUS
+from ledger.domain.values import CardSummary
 from ledger.errors import ValidationFailed
 from ledger.gateway.port import Checkout, CheckoutRequest, Transaction, TransactionNotFound
 from ledger.gateway.signing import signature_of, signs
@@ -34,6 +44,8 @@ PAID_CARD: Final = "4242424242424242"
 DECLINED_CARD: Final = "4000000000000002"
 TOKEN_PREFIX: Final = "sbx_"
 SECRET_BYTES: Final = 16
+CASH_CODE_DIGITS: Final = 12
+TEST_CARD_BRAND: Final = "visa"
 _TOKEN: Final = re.compile(
     rf"{TOKEN_PREFIX}(?P<payment>[0-9a-f]{{32}})_[0-9a-f]{{{2 * SECRET_BYTES}}}", re.ASCII
 )
@@ -63,6 +75,7 @@ def is_token_of(token_id: str, stored: str | None) -> bool:
 
 class Sandbox:
     name = "sandbox"
+    methods: tuple[str, ...] = (CARD, CASHPLUS)
     refunds_at_once = True
     sandbox = True  # its webhooks say so, as YouCanPay's sandbox's do
 
@@ -77,6 +90,9 @@ class Sandbox:
         random secret: the token is the form's only credential."""
         payment = UUID(request.metadata["payment_id"])
         token = f"{TOKEN_PREFIX}{payment.hex}_{secrets.token_hex(SECRET_BYTES)}"
+        if request.method == CASHPLUS:
+            code = "".join(secrets.choice("0123456789") for _ in range(CASH_CODE_DIGITS))
+            return Checkout(token, None, cash_code=code)
         return Checkout(token, f"{self._public_url}/sandbox/payment-form/{token}")
 
     def lookup(self, transaction_id: str) -> Transaction:
@@ -99,13 +115,31 @@ class Sandbox:
         if card_number not in (PAID_CARD, DECLINED_CARD):
             raise ValidationFailed("the sandbox accepts only its test cards", field="cardNumber")
         paid = card_number == PAID_CARD
+        card = CardSummary(TEST_CARD_BRAND, card_number[-4:]) if paid else None
+        return self._settle(order_id, amount, currency, paid, "card_declined", card)
+
+    def settle_cash(self, order_id: UUID, amount: int, currency: str, paid: bool) -> SignedWebhook:
+        """The agency took the cash for a CashPlus code (``paid``), or the code lapsed
+        unpaid; the webhook YouCanPay would send about it."""
+        return self._settle(order_id, amount, currency, paid, "expired", None)
+
+    def _settle(
+        self,
+        order_id: UUID,
+        amount: int,
+        currency: str,
+        paid: bool,
+        failure: str,
+        card: CardSummary | None,
+    ) -> SignedWebhook:
         transaction = Transaction(
             id=f"sbx_tx_{uuid4().hex}",
             status="paid" if paid else "failed",
             order_id=str(order_id),
             amount=amount,
             currency=currency,
-            reason=None if paid else "card_declined",
+            reason=None if paid else failure,
+            card=card,
         )
         with self._lock:
             self._transactions[transaction.id] = transaction
@@ -114,20 +148,21 @@ class Sandbox:
 
 
 def _envelope(transaction: Transaction) -> dict[str, object]:
-    """YouCanPay's webhook envelope (docs/api.md, "Payments")."""
+    """YouCanPay's webhook envelope (docs/api.md, "Payments"), with the paying card's
+    brand and last four digits when a card paid."""
+    described: dict[str, object] = {
+        "id": transaction.id,
+        "status": transaction.status,
+        "order_id": transaction.order_id,
+        "amount": transaction.amount,
+        "currency": transaction.currency,
+        "reason": transaction.reason,
+    }
+    if transaction.card is not None:
+        described["card"] = {"brand": transaction.card.brand, "last4": transaction.card.last4}
     return {
         "id": f"sbx_evt_{uuid4().hex}",
         "event_name": f"transaction.{transaction.status}",
         "sandbox": True,
-        "payload": {
-            "transaction": {
-                "id": transaction.id,
-                "status": transaction.status,
-                "order_id": transaction.order_id,
-                "amount": transaction.amount,
-                "currency": transaction.currency,
-                "reason": transaction.reason,
-            },
-            "metadata": {},
-        },
+        "payload": {"transaction": described, "metadata": {}},
     }

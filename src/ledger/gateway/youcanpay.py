@@ -22,6 +22,15 @@ What it relies on, and where that comes from:
 * Status codes, from YouCanPay's official WooCommerce plugin
   (``WC_YouCanPay_Transaction_Model``): ``1`` paid, ``0`` pending, ``-1`` cancelled,
   ``-2`` refunded, ``-3`` failed. See ``STATUSES`` for how each maps onto the port.
+* CashPlus (the client pays in cash at an agency): the checkout is tokenized as for a
+  card, then ``POST cashplus/init`` with ``pub_key``, ``token_id`` and
+  ``payment_method[type]=cashplus`` (the CashPlus gateway page of the docs; the Android
+  SDK's ``YCPayCashPlusService`` sends the first two) answers the ``transaction_id`` and the
+  CashPlus ``token``, the code the client quotes at the agency. The SDK reads ``token`` as a
+  string; the docs' example shows ``{"token": {"id": …}}``: both are read. A ``"success":
+  false`` answer is a refusal, with its ``message``. It needs the public key, so without
+  ``YOUCANPAY_PUBLIC_KEY`` the adapter takes cards only (``methods``). The payment is then
+  settled by the ``transaction.paid`` webhook when the cash is paid, hours or days later.
 * Webhooks carry ``X-Youcanpay-Signature``: the hex HMAC-SHA256 of the JSON body, keyed
   with the private key. The PHP SDK (and the WooCommerce and Laravel integrations built on
   it) checks it against ``json_encode(json_decode($body, true))``, PHP's own re-encoding,
@@ -53,6 +62,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ledger.domain.payment import CARD, CASHPLUS
 from ledger.errors import ValidationFailed
 from ledger.gateway.port import (
     Checkout,
@@ -114,12 +124,14 @@ class YouCanPay:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``public_key`` is kept for the embedded JS form; the API calls need only the
-        private key. ``sleep`` waits between lookup attempts (tests pass a recorder)."""
+        """``public_key`` is what CashPlus payments are opened with (without it, the
+        adapter takes cards only); the other calls need only the private key. ``sleep``
+        waits between lookup attempts (tests pass a recorder)."""
         if not private_key:
             raise ValueError("YouCanPay needs a private key")
         self._key = private_key
         self.public_key = public_key
+        self.methods: tuple[str, ...] = (CARD, CASHPLUS) if public_key else (CARD,)
         self.sandbox = sandbox
         self._owns_client = client is None
         self._client = client if client is not None else default_client()
@@ -147,13 +159,33 @@ class YouCanPay:
         except httpx.HTTPError as error:
             raise GatewayError(_unreachable("tokenize", error)) from None
         body = self._answer("tokenize", response)
-        token_id = _token_id(body)
-        transaction = body.get("transaction_id")  # the docs' shape names the transaction
-        return Checkout(
-            token_id,
-            f"{self._form}{quote(token_id, safe='')}",
-            transaction if isinstance(transaction, str) and transaction.strip() else None,
-        )
+        token_id = _token_id(body, "tokenize")
+        if request.method == CASHPLUS:
+            return self._cashplus(token_id)
+        return Checkout(token_id, f"{self._form}{quote(token_id, safe='')}", _transaction_id(body))
+
+    def _cashplus(self, token_id: str) -> Checkout:
+        """Turn a tokenized checkout into a CashPlus code. Tried once, as tokenize is.
+
+        Raises: GatewayError, GatewayRefused (no public key, or CashPlus said no)."""
+        if CASHPLUS not in self.methods:
+            raise GatewayRefused("CashPlus needs YOUCANPAY_PUBLIC_KEY, which is not set")
+        fields = {"pub_key": self.public_key, "token_id": token_id}
+        try:
+            response = self._client.post(
+                f"{self._api}cashplus/init",
+                data={**fields, "payment_method[type]": CASHPLUS},
+                headers=_ACCEPT,
+            )
+        except httpx.HTTPError as error:
+            raise GatewayError(_unreachable("CashPlus initiation", error)) from None
+        body = self._answer("CashPlus initiation", response)
+        if body.get("success") is False:
+            reason = body.get("message")
+            detail = f": {reason.strip()[:_MAX_MESSAGE]}" if isinstance(reason, str) else ""
+            raise GatewayRefused(f"YouCanPay refused the CashPlus initiation{detail}")
+        code = _token_id(body, "CashPlus initiation")
+        return Checkout(token_id, None, _transaction_id(body), cash_code=code)
 
     def lookup(self, transaction_id: str) -> Transaction:
         """The transaction as YouCanPay reports it now.
@@ -257,16 +289,23 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _token_id(body: Mapping[str, Any]) -> str:
-    """The token from ``{"token": {"id": …}}`` (the SDKs) or ``{"token": "…"}`` (the docs).
+def _token_id(body: Mapping[str, Any], operation: str) -> str:
+    """The token from ``{"token": {"id": …}}`` or ``{"token": "…"}`` (the SDKs and the
+    docs each show both, for tokenize and for CashPlus).
 
     Raises: GatewayError, when neither is there.
     """
     token = body.get("token")
     token_id = token.get("id") if isinstance(token, dict) else token
     if not isinstance(token_id, str) or not token_id.strip():
-        raise GatewayError("YouCanPay answered the tokenize without a token")
+        raise GatewayError(f"YouCanPay answered the {operation} without a token")
     return token_id.strip()
+
+
+def _transaction_id(body: Mapping[str, Any]) -> str | None:
+    """The transaction an answer names at once, when it names one."""
+    transaction = body.get("transaction_id")
+    return transaction.strip() if isinstance(transaction, str) and transaction.strip() else None
 
 
 def _transaction(body: Mapping[str, Any]) -> Transaction:

@@ -39,13 +39,13 @@ from ledger.clock import Clock, iso, utc_now
 from ledger.domain.gig import Gig
 from ledger.domain.inbox import Inbox
 from ledger.domain.order import Order
-from ledger.domain.payment import Payment
+from ledger.domain.payment import Payment, PaymentTerms
 from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound
 from ledger.gateway.port import PaymentGateway
 from ledger.receipts import Receipt, ReceiptEntry
 from ledger.service.commit import Batching, Deferred, GroupCommit, Pending, Retried
-from ledger.store import RECORDER_TOPICS, EventsAt, Receipts, insert_attempts
+from ledger.store import FACTORY_TOPICS, RECORDER_TOPICS, EventsAt, Receipts, insert_attempts
 
 log = logging.getLogger("ledger")
 A = TypeVar("A", bound=Aggregate)
@@ -109,6 +109,7 @@ class LedgerBase(Application[UUID]):
         gateway: PaymentGateway | None = None,
         public_url: str = "http://127.0.0.1:8000",
         batching: Batching | None = None,
+        payment_terms: PaymentTerms | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock
@@ -116,6 +117,10 @@ class LedgerBase(Application[UUID]):
         self.gateway = gateway
         """Opens a checkout for each new payment; without one (unit tests) payments are
         recorded with no checkout."""
+        self.payment_terms = payment_terms or PaymentTerms(
+            gateway.methods if gateway is not None else PaymentTerms.methods
+        )
+        """The methods offered and each one's window to pay (``PaymentTerms``)."""
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
         self.writer = GroupCommit(
@@ -142,9 +147,11 @@ class LedgerBase(Application[UUID]):
         if type(self).snapshotting_intervals:
             values["IS_SNAPSHOTTING_ENABLED"] = "y"
         values.update(env or {})
-        topic = RECORDER_TOPICS.get(values.get("PERSISTENCE_MODULE", ""))
+        module = values.get("PERSISTENCE_MODULE", "")
+        topic = RECORDER_TOPICS.get(module)
         if topic is not None:  # the append-only events table (``ledger.store``)
             values.setdefault("APPLICATION_RECORDER_TOPIC", topic)
+        values["PERSISTENCE_MODULE"] = FACTORY_TOPICS.get(module, module)
         return Environment(name, values)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

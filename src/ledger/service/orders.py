@@ -14,11 +14,13 @@ from eventsourcing.domain import Aggregate
 from ledger import access
 from ledger.actors import Actor, Caller
 from ledger.domain.order import DIRECT_CANCEL_REASONS, Order
-from ledger.domain.payment import Payment
+from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import (
     MAX_TEXT,
     CancelReason,
     DisputeOutcome,
+    OrderStatus,
+    PaymentStatus,
     check_text,
 )
 from ledger.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
@@ -60,9 +62,27 @@ class OrderCommands(LedgerBase):
             self._check_version(order, expected_version)
             now = self.clock()
             refund = act(order, actor, now)
-            return [order, *self._refund(order, refund or 0, actor, now)]
+            return [
+                order,
+                *self._refund(order, refund or 0, actor, now),
+                *self._abandon_unpaid(order, actor, now),
+            ]
 
         return self._run(decide)
+
+    def _abandon_unpaid(self, order: Order, actor: Actor, now: datetime) -> list[Payment]:
+        """An order cancelled before it was paid takes its still pending payment with it
+        (``Payment.abandon``), so nobody is told to pay a code for a dead order."""
+        if order.status != OrderStatus.CANCELLED or order.payment_id is not None:
+            return []
+        try:
+            payment = self._payment(payment_id_for(order.id))
+        except NotFound:
+            return []
+        if payment.status != PaymentStatus.PENDING:
+            return []
+        payment.abandon(actor, now)
+        return [payment]
 
     def _refund(self, order: Order, amount: int, actor: Actor, now: datetime) -> list[Payment]:
         if amount <= 0 or order.payment_id is None:

@@ -6,14 +6,20 @@ Settling a payment and moving its order happen in one save, so the order is neve
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from uuid import UUID
 
 from ledger import access
 from ledger.actors import Actor, Caller
 from ledger.domain.order import Order
-from ledger.domain.payment import EXPIRED, Payment, payment_id_for
-from ledger.domain.values import CancelReason, OrderStatus, PaymentStatus, check_text
+from ledger.domain.payment import CASHPLUS, EXPIRED, Payment, payment_id_for
+from ledger.domain.values import (
+    CancelReason,
+    CardSummary,
+    OrderStatus,
+    PaymentStatus,
+    check_text,
+)
 from ledger.errors import (
     AlreadyApplied,
     Conflict,
@@ -44,27 +50,34 @@ class PaymentCommands(LedgerBase):
         payment_method: str,
         customer_ip: str | None = None,
     ) -> Done[Payment]:
-        """Open the order's payment for its total, with the gateway's hosted checkout.
+        """Open the order's payment for its total by ``payment_method``, with what the
+        gateway opens for it: a card's hosted form, or a CashPlus code (the order then waits
+        for a cash payment, ``CashPaymentAwaited``). The payment expires unpaid after its
+        method's window (``PaymentTerms``).
 
         The checkout is asked for before anything is stored: if the gateway fails, there is
-        no payment and the order stays pending, as it was.
+        no payment and the order stays pending, as it was. The method is checked first, so
+        a method not offered never reaches the gateway.
 
         Raises:
             NotFound: unknown order, or not the caller's.
             Forbidden: the caller is not the order's client.
             InvalidTransition: the order is not pending.
             Conflict: the order already has a payment.
-            ValidationFailed: unknown payment method.
+            ValidationFailed: a method not offered (the detail lists those that are).
             GatewayError: the gateway could not open a checkout.
         """
         payment_id = payment_id_for(order_id)
+        terms = self.payment_terms
         checkout: Checkout | None = None
 
         def open_checkout() -> None:
             nonlocal checkout
-            checkout = self._open_checkout(caller, order_id, payment_id, customer_ip)
+            checkout = self._open_checkout(
+                caller, order_id, payment_id, customer_ip, payment_method
+            )
 
-        def decide() -> list[Payment]:
+        def decide() -> list[Payment | Order]:
             order = self._order(order_id)
             actor = self._payer(caller, order)
             now = self.clock()
@@ -76,6 +89,8 @@ class PaymentCommands(LedgerBase):
                 payment_method,
                 actor,
                 now,
+                accepted=terms.methods,
+                expires_at=now + terms.window(payment_method),
             )
             if checkout is not None:
                 payment.open_checkout(
@@ -84,8 +99,12 @@ class PaymentCommands(LedgerBase):
                     checkout.transaction_id,
                     actor,
                     now,
+                    checkout.cash_code,
                 )
-            return [payment]
+            if payment_method != CASHPLUS:
+                return [payment]
+            order.await_cash_payment(payment.id, actor, now)
+            return [payment, order]
 
         return self._run(
             decide,
@@ -103,12 +122,18 @@ class PaymentCommands(LedgerBase):
         return actor
 
     def _open_checkout(
-        self, caller: Caller, order_id: UUID, payment_id: UUID, customer_ip: str | None
+        self,
+        caller: Caller,
+        order_id: UUID,
+        payment_id: UUID,
+        customer_ip: str | None,
+        method: str,
     ) -> Checkout | None:
         if self.gateway is None:
             return None
         order = self._order(order_id)
         self._payer(caller, order)  # no checkout for someone who may not pay
+        Payment.check_method(method, self.payment_terms.methods)  # before the gateway hears of it
         if payment_id in self.repository:
             raise Conflict("this order already has a payment")
         return self.gateway.tokenize(
@@ -120,6 +145,7 @@ class PaymentCommands(LedgerBase):
                 error_url=f"{self.public_url}/checkout/{payment_id}/error",
                 customer_ip=customer_ip,
                 metadata={"payment_id": str(payment_id)},
+                method=method,
             )
         )
 
@@ -131,8 +157,10 @@ class PaymentCommands(LedgerBase):
         amount: int,
         currency: str,
         webhook_id: str | None = None,
+        card: CardSummary | None = None,
     ) -> Done[Payment]:
-        """The gateway took the money: payment ``success`` and the order ``processing``.
+        """The gateway took the money: payment ``success`` (keeping the card's brand and
+        last four digits when the gateway named them) and the order ``processing``.
 
         If the order was cancelled while the client was paying (the payment expired, or an
         earlier card was declined), the money is taken and at once given back in the same
@@ -162,7 +190,7 @@ class PaymentCommands(LedgerBase):
                     f"{payment.amount} {payment.currency}"
                 )
             now = self.clock()
-            payment.succeed(transaction_id, actor, now, webhook_id)
+            payment.succeed(transaction_id, actor, now, webhook_id, card)
             if order.status == OrderStatus.PENDING:
                 order.confirm_payment(payment.id, payment.amount, actor, now)
                 return [payment, order]
@@ -313,6 +341,7 @@ class PaymentCommands(LedgerBase):
                 transaction.amount,
                 transaction.currency,
                 webhook_id,
+                transaction.card,
             )
         if event_name == "transaction.failed":
             reason = transaction.reason or "declined"
@@ -329,9 +358,16 @@ class PaymentCommands(LedgerBase):
             )
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
 
-    def expire_payment(self, payment_id: UUID, after: timedelta) -> Done[Payment] | None:
-        """The clock fails a payment still pending ``after`` its creation (reason
-        ``expired``) and cancels its order. ``None`` when it is settled or not yet due.
+    def payment_expiry(self, payment: Payment) -> datetime:
+        """When ``payment`` expires unpaid: the moment recorded with it, or for one stored
+        before that was recorded, the card's window from its creation."""
+        if payment.expires_at is not None:
+            return payment.expires_at
+        return payment.created_on + self.payment_terms.card_window
+
+    def expire_payment(self, payment_id: UUID) -> Done[Payment] | None:
+        """The clock fails a payment still pending at its expiry (reason ``expired``) and
+        cancels its order. ``None`` when it is settled or not yet due.
 
         Raises: NotFound.
         """
@@ -340,7 +376,7 @@ class PaymentCommands(LedgerBase):
         def decide() -> list[Payment | Order]:
             payment, order, actor = self._settling(clock, payment_id, None)
             now = self.clock()
-            if payment.status != PaymentStatus.PENDING or payment.created_on + after > now:
+            if payment.status != PaymentStatus.PENDING or self.payment_expiry(payment) > now:
                 raise _NothingToDo
             payment.fail(EXPIRED, None, actor, now)
             if order.status != OrderStatus.PENDING:

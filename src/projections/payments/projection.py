@@ -18,14 +18,14 @@ from projections.states import Evolver, StateCodec
 UPSERT_PAYMENT = """
 INSERT INTO payments (id, position, order_id, client_id, freelancer_id, status, amount,
     currency, payment_method, transaction_id, failure_reason, refunded_amount, refunds,
-    checkout, created_at, updated_at, version, state)
+    checkout, cash_code, card, expires_at, created_at, updated_at, version, state)
 VALUES (:id, :position, :order_id, :client_id, :freelancer_id, :status, :amount, :currency,
     :payment_method, :transaction_id, :failure_reason, :refunded_amount, :refunds,
-    :checkout, :created_at, :updated_at, :version, :state)
+    :checkout, :cash_code, :card, :expires_at, :created_at, :updated_at, :version, :state)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
     transaction_id = excluded.transaction_id, failure_reason = excluded.failure_reason,
     refunded_amount = excluded.refunded_amount, refunds = excluded.refunds,
-    checkout = excluded.checkout,
+    checkout = excluded.checkout, cash_code = excluded.cash_code, card = excluded.card,
     updated_at = excluded.updated_at, version = excluded.version, state = excluded.state
 """
 
@@ -35,7 +35,9 @@ class PaymentRecords(Projection):
 
     name: ClassVar[str] = "payments"
     tables: ClassVar[tuple[str, ...]] = ("payments",)
-    version: ClassVar[int] = 3  # 2: the checkout column; 3: refund status and reference
+    version: ClassVar[int] = 4
+    """2: the checkout column; 3: refund status and reference; 4: the CashPlus code, the
+    paying card, the expiry."""
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.codec = StateCodec(Payment, transcoder)
@@ -51,7 +53,8 @@ class PaymentRecords(Projection):
                 client_id TEXT NOT NULL, freelancer_id TEXT NOT NULL, status TEXT NOT NULL,
                 amount BIGINT NOT NULL, currency TEXT NOT NULL, payment_method TEXT NOT NULL,
                 transaction_id TEXT, failure_reason TEXT, refunded_amount BIGINT NOT NULL,
-                refunds TEXT NOT NULL, checkout TEXT, created_at TEXT NOT NULL,
+                refunds TEXT NOT NULL, checkout TEXT, cash_code TEXT, card TEXT,
+                expires_at TEXT, created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
                 version INTEGER NOT NULL, state TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS payments_by_position ON payments (position)",
@@ -95,6 +98,9 @@ def payment_row(payment: Payment, position: int = 0) -> dict[str, Any]:
             + [_refund(request, "requested") for request in payment.requested_refunds]
         ),
         "checkout": None if payment.checkout is None else json.dumps(payment.checkout),
+        "cash_code": payment.cash_code,
+        "card": None if payment.card is None else json.dumps(payment.card),
+        "expires_at": iso(payment.expires_at),
         "created_at": iso(payment.created_on),
         "updated_at": iso(payment.modified_on),
         "version": payment.version,

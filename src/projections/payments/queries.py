@@ -48,13 +48,15 @@ class PaymentQueries:
         }
         return page(self.db, "payments", filters, limit, starting_after, payment_view)
 
-    def pending_ids(self, created_before: str, limit: int = 500) -> list[str]:
-        """Payments the read model still shows pending, created before an ISO time, oldest
-        first: candidates for expiry (the write side re-checks each one)."""
+    def expired_ids(self, now: str, unrecorded_before: str, limit: int = 500) -> list[str]:
+        """Payments the read model still shows pending past their expiry at ``now`` (ISO),
+        oldest first: candidates the write side decides again. A payment stored before its
+        expiry was recorded counts as expired once created before ``unrecorded_before``."""
         rows = self.db.read(
-            "SELECT id FROM payments WHERE status = 'pending' AND created_at < :before"
+            "SELECT id FROM payments WHERE status = 'pending' AND (expires_at <= :now"
+            " OR (expires_at IS NULL AND created_at < :unrecorded_before))"
             " ORDER BY position LIMIT :limit",
-            {"before": created_before, "limit": limit},
+            {"now": now, "unrecorded_before": unrecorded_before, "limit": limit},
         )
         return [row["id"] for row in rows]
 
@@ -83,14 +85,38 @@ def payment_view(row: Row) -> dict[str, Any]:
         "refundedAmount": from_centimes(row["refunded_amount"]),
         "refunds": refunds,
         "checkout": _checkout(row["checkout"]),
+        "card": None if row["card"] is None else json.loads(row["card"]),
+        "cashplus": _cashplus(row),
+        "expiresAt": row["expires_at"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
         "version": row["version"],
     }
 
 
-def _checkout(stored: str | None) -> dict[str, str] | None:
+def _checkout(stored: str | None) -> dict[str, str | None] | None:
     if stored is None:
         return None
     checkout = json.loads(stored)
     return {"tokenId": checkout["token_id"], "paymentUrl": checkout["payment_url"]}
+
+
+def _cashplus(row: Row) -> dict[str, str] | None:
+    """A CashPlus payment's code, and what the client does with it: pay, while the payment
+    is pending; nothing, once it is settled."""
+    code = row["cash_code"]
+    if code is None:
+        return None
+    if row["status"] != PaymentStatus.PENDING:
+        told = "was paid" if row["status"] == PaymentStatus.SUCCESS else "is no longer payable"
+        return {"code": code, "instructions": f"This code {told}: nothing more to pay."}
+    amount = f"{from_centimes(row['amount']):.2f} {row['currency']}"
+    until = row["expires_at"][:16].replace("T", " ") + " UTC" if row["expires_at"] else ""
+    return {
+        "code": code,
+        "instructions": (
+            f"Pay {amount} in cash at any CashPlus agency, quoting the code {code}"
+            + (f", before {until}." if until else ".")
+            + " The order starts once the agency's payment reaches the ledger."
+        ),
+    }

@@ -19,12 +19,44 @@ from api.http.routes.common import (
 )
 from api.http.routes.orders import visible_order
 from ledger import access
+from ledger.domain.payment import CARD, CASHPLUS
 from ledger.errors import NotFound
 from projections.payments.queries import payment_view
 
 router = APIRouter(prefix="/v1", tags=["payments"], route_class=ExactJSONRoute)
 Fresh = Depends(fresh("payments"))
 FreshOrder = Depends(fresh("orders", "payments"))
+FLOWS: dict[str, tuple[str, str]] = {
+    CARD: (
+        "hosted_form",
+        "The client pays by card on the gateway's hosted form (the payment's"
+        " checkout.paymentUrl) and is sent back to the checkout return pages.",
+    ),
+    CASHPLUS: (
+        "cash_code",
+        "The client gets a code (the payment's cashplus.code) and pays in cash at a CashPlus"
+        " agency; the payment stays pending until the gateway reports the cash paid.",
+    ),
+}
+"""Each method's flow, as ``GET /v1/payment-methods`` tells a front end which to show."""
+
+
+@router.get("/payment-methods", response_model=schemas.PaymentMethods)
+def payment_methods(caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+    """What the configured gateway takes, in the order to offer them, with each method's
+    flow and how long its payment may stay unpaid. Anyone signed in may ask."""
+    terms = ledger.payment_terms
+    return {
+        "data": [
+            {
+                "method": method,
+                "flow": FLOWS[method][0],
+                "expiresInMinutes": int(terms.window(method).total_seconds()) // 60,
+                "description": FLOWS[method][1],
+            }
+            for method in terms.methods
+        ]
+    }
 
 
 @router.post("/orders/{order_id}/payments", status_code=201, response_model=schemas.Payment)
