@@ -753,3 +753,15 @@ def test_cashplus_unreachable_is_a_gateway_error(
     with pytest.raises(GatewayError, match="CashPlus initiation") as raised:
         gateway.tokenize(cash_request())
     assert not isinstance(raised.value, GatewayRefused)
+
+
+def test_without_a_public_key_cashplus_is_refused_before_any_request(
+    router: respx.MockRouter, client: httpx.Client
+) -> None:
+    cards_only = YouCanPay(KEY, "", sandbox=True, client=client)
+    tokenize = router.post(f"{SANDBOX_API}tokenize").respond(200, json={"token": {"id": "t"}})
+
+    assert cards_only.methods == ("credit_card",)
+    with pytest.raises(GatewayRefused, match="YOUCANPAY_PUBLIC_KEY"):
+        cards_only.tokenize(cash_request())
+    assert tokenize.call_count == 0, "no checkout is opened for a method not taken"

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from api.console.sessions import ConsoleSessions, Session, csrf_matches
 from api.http.problems import STORE_ERRORS, ApiError, field_errors, status_of, summary
-from api.story import mad
+from api.story import card, mad
 from ledger.errors import LedgerError
 
 COOKIE: Final = "ledger_console"
@@ -44,6 +44,8 @@ templates.env.filters["centimes"] = mad
 """An amount in integer centimes (the aggregates' own) as MAD."""
 templates.env.filters["mad"] = "{:,} MAD".format
 """An amount already in MAD (``Decimal``, as the read models' views give it)."""
+templates.env.filters["card"] = card
+"""A payment's card as the story writes it (``visa ending 4242``)."""
 
 
 class SignInNeeded(Exception):

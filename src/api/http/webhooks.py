@@ -62,10 +62,8 @@ class WebhookTransaction(_Gateway):
         digits (logged: the payment is recorded without it, never with a card number)."""
         if self.card is None:
             return None
-        brand, last4 = (
-            self.card.get(key) if isinstance(self.card, dict) else None
-            for key in ("brand", "last4")
-        )
+        named = self.card if isinstance(self.card, dict) else {}
+        brand, last4 = named.get("brand"), named.get("last4")
         try:
             if isinstance(brand, str) and isinstance(last4, str):
                 return CardSummary(brand, last4)

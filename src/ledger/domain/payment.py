@@ -8,7 +8,7 @@ race, guarantees one payment per order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 from uuid import UUID, uuid5
@@ -237,7 +237,7 @@ class Payment(Aggregate):
             raise InvalidTransition("cannot record success of a payment that is success")
         if card is not None and self.in_cash:
             card = None  # cash has no card, whatever the notification carries
-        summary = None if card is None else {"brand": card.brand, "last4": card.last4}
+        summary = None if card is None else asdict(card)
         self._succeeded(transaction_id, actor, timestamp, webhook_id, summary)
 
     @event("PaymentSucceeded")

@@ -39,9 +39,8 @@ class CardSummary:
     def __post_init__(self) -> None:
         if not (self.last4.isascii() and self.last4.isdigit() and len(self.last4) == 4):
             raise ValidationFailed("a card's last four digits are four digits", field="last4")
-        if not (0 < len(self.brand) <= 32 and self.brand.isascii()):
-            raise ValidationFailed("a card brand is a short name", field="brand")
-        if not all(c.isalpha() or c in " -_" for c in self.brand):
+        short_name = 0 < len(self.brand) <= 32 and self.brand.isascii()
+        if not (short_name and all(c.isalpha() or c in " -_" for c in self.brand)):
             raise ValidationFailed("a card brand is a short name", field="brand")
 
 

@@ -30,7 +30,7 @@ import json
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final
 from uuid import UUID, uuid4
 
@@ -159,7 +159,7 @@ def _envelope(transaction: Transaction) -> dict[str, object]:
         "reason": transaction.reason,
     }
     if transaction.card is not None:
-        described["card"] = {"brand": transaction.card.brand, "last4": transaction.card.last4}
+        described["card"] = asdict(transaction.card)
     return {
         "id": f"sbx_evt_{uuid4().hex}",
         "event_name": f"transaction.{transaction.status}",

@@ -152,6 +152,11 @@ class YouCanPay:
         positive centimes (a bug upstream, caught before it reaches the gateway).
         """
         check_centimes(request.amount)
+        if request.method not in self.methods:  # before any request: nothing is opened
+            taken = ", ".join(self.methods)
+            raise GatewayRefused(
+                f"this YouCanPay adapter takes {taken} (CashPlus needs YOUCANPAY_PUBLIC_KEY)"
+            )
         try:
             response = self._client.post(
                 f"{self._api}tokenize", json=self._tokenize_fields(request), headers=_ACCEPT
@@ -167,9 +172,7 @@ class YouCanPay:
     def _cashplus(self, token_id: str) -> Checkout:
         """Turn a tokenized checkout into a CashPlus code. Tried once, as tokenize is.
 
-        Raises: GatewayError, GatewayRefused (no public key, or CashPlus said no)."""
-        if CASHPLUS not in self.methods:
-            raise GatewayRefused("CashPlus needs YOUCANPAY_PUBLIC_KEY, which is not set")
+        Raises: GatewayError, GatewayRefused (CashPlus said no)."""
         fields = {"pub_key": self.public_key, "token_id": token_id}
         try:
             response = self._client.post(

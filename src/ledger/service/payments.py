@@ -358,7 +358,7 @@ class PaymentCommands(LedgerBase):
             )
         raise ValidationFailed(f"unknown gateway event {event_name!r}", field="event_name")
 
-    def payment_expiry(self, payment: Payment) -> datetime:
+    def _expiry(self, payment: Payment) -> datetime:
         """When ``payment`` expires unpaid: the moment recorded with it, or for one stored
         before that was recorded, the card's window from its creation."""
         if payment.expires_at is not None:
@@ -376,7 +376,7 @@ class PaymentCommands(LedgerBase):
         def decide() -> list[Payment | Order]:
             payment, order, actor = self._settling(clock, payment_id, None)
             now = self.clock()
-            if payment.status != PaymentStatus.PENDING or self.payment_expiry(payment) > now:
+            if payment.status != PaymentStatus.PENDING or self._expiry(payment) > now:
                 raise _NothingToDo
             payment.fail(EXPIRED, None, actor, now)
             if order.status != OrderStatus.PENDING:

@@ -110,7 +110,7 @@ def _cashplus(row: Row) -> dict[str, str] | None:
     if row["status"] != PaymentStatus.PENDING:
         told = "was paid" if row["status"] == PaymentStatus.SUCCESS else "is no longer payable"
         return {"code": code, "instructions": f"This code {told}: nothing more to pay."}
-    amount = f"{from_centimes(row['amount']):.2f} {row['currency']}"
+    amount = f"{from_centimes(row['amount'])} {row['currency']}"
     until = row["expires_at"][:16].replace("T", " ") + " UTC" if row["expires_at"] else ""
     return {
         "code": code,
