@@ -7,7 +7,10 @@ quietly. Auditors rely on that; the hash chain (a later feature) proves it.
 
 Beside the events each recorder keeps ``ledger_receipts`` (``ledger.receipts``): the outcome
 of a command run under an ``Idempotency-Key``, written in the very transaction of its events
-(``save(..., receipts=[...])``), so a retry can be answered from it after any crash.
+(``save(..., receipts=[...])``), so a retry can be answered from it after any crash. And
+the same transaction refuses, as a lost race, commands that decided on an aggregate they
+only read if that aggregate has a later event (``insert_events(..., reads={id: version})``,
+``service.reads``).
 
 On PostgreSQL an API and a worker often start together on an empty database
 (docker-compose does exactly that). Two concurrent ``CREATE TYPE``/``CREATE TABLE IF NOT
@@ -19,13 +22,14 @@ index, so all schema set-up -- ours and the library's -- runs under one advisory
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import (
+    IntegrityError,
     InterfaceError,
     Notification,
     OperationalError,
@@ -70,6 +74,11 @@ _SELECT_RECEIPT = f"SELECT {_RECEIPT_COLUMNS} FROM {{table}} WHERE caller_id = ?
 the table's name, qualified with the schema on PostgreSQL."""
 _ABORT = "DO $$ BEGIN RAISE EXCEPTION 'recording the receipts failed'; END $$"
 """Fails the PostgreSQL transaction it runs in (it then rolls back instead of committing)."""
+_MOVED_ON = "an aggregate a command of this transaction read has a later event"
+_REFUSE_MOVED_ON = (
+    f"DO $$ BEGIN RAISE EXCEPTION '{_MOVED_ON}' USING ERRCODE = 'unique_violation'; END $$"
+)
+"""Fails the PostgreSQL transaction as a lost race does (an integrity error)."""
 
 
 @runtime_checkable
@@ -180,6 +189,15 @@ class AppendOnlySQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         _attempt()
         positions = super()._insert_events(c, stored_events, **kwargs)
+        reads: Mapping[UUID, int] = kwargs.get("reads", {})
+        for aggregate_id, version in reads.items():  # holding the write lock: the latest
+            c.execute(
+                f"SELECT 1 FROM {self.events_table_name}"
+                " WHERE originator_id = ? AND originator_version > ? LIMIT 1",
+                (aggregate_id.hex, version),
+            )
+            if c.fetchone() is not None:
+                raise IntegrityError(_MOVED_ON)  # the transaction rolls back
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
         if receipts and positions:
             c.executemany(
@@ -290,8 +308,15 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's hook inside the insert's transaction, once positions are known."""
+        """The library's hook inside the insert's transaction, once positions are known
+        (and the insert lock held: what it reads is the latest)."""
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        reads: Mapping[UUID, int] = kwargs.get("reads", {})
+        if reads:
+            curs.execute(self._moved_on, (list(reads), list(reads.values())))
+            if curs.fetchone() is not None:
+                curs.execute(_REFUSE_MOVED_ON)  # rolls back, whatever the library does next
+                raise IntegrityError(_MOVED_ON)
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
         if receipts and positions:
             try:
@@ -306,6 +331,14 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
                 curs.execute(_ABORT)
                 raise
         return positions
+
+    @property
+    def _moved_on(self) -> Composed:
+        """Whether any of the given aggregates has an event after the given version."""
+        return SQL(
+            "SELECT 1 FROM {schema}.{table} e JOIN unnest(%s::uuid[], %s::int[]) AS r(id, v)"
+            " ON e.originator_id = r.id AND e.originator_version > r.v LIMIT 1"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
 
     def _in_schema(self, statement: str) -> Composed:
         """One of the receipts statements for PostgreSQL, on this store's schema."""

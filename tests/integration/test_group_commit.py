@@ -945,3 +945,48 @@ def test_a_command_issued_by_a_listener_in_the_writers_thread_is_recorded(
     assert isinstance(made[0], Done), made
     assert made[0].position > done.position
     assert made[0].position == max_position(app)
+
+
+def test_orders_on_a_gig_another_process_revised_meanwhile_are_decided_again_alone(
+    app: LedgerApp,
+    probe: Probe,
+    gig: UUID,
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    """The orders read the gig from the cache; the insert finds it moved on, and only they
+    are sent back, to be decided at the new price; the order on another gig commits."""
+    elsewhere = open_gig(app)
+    for gig_id in (gig, elsewhere):
+        placed_order(app, gig_id)  # both gigs cached
+    before = len(app.writer.batch_sizes)
+    with open_app(settings, clock) as other, probe.held(pool, blocker(app)) as first:
+        futures = [probe.queue(pool, place(app, g)) for g in (gig, gig, elsewhere)]
+        revise(other, gig, 7)  # after the orders decided on version 1
+    outcomes = answers([first, *futures])
+    assert all(isinstance(done, Done) for done in outcomes), outcomes
+    totals = [done.aggregate.total for done in outcomes[1:]]
+    assert totals == [PRICE + 7, PRICE + 7, PRICE]
+    # The batch of three failed its check and the innocent order committed alone, at once;
+    # the two sent back were decided again and written after it.
+    sizes = sizes_since(app, before)
+    assert sizes[:2] == [1, 1]
+    assert sum(sizes[2:]) == 2
+
+
+def test_a_revision_waits_for_the_orders_in_the_batch_that_read_the_gig(
+    app: LedgerApp, probe: Probe, gig: UUID, pool: ThreadPoolExecutor
+) -> None:
+    """Many commands may read one gig in a batch; one writing it is sent back: the orders
+    decided on the version before it are written first, at the old price."""
+    placed_order(app, gig)
+    before = len(app.writer.batch_sizes)
+    with probe.held(pool, blocker(app)) as first:
+        commands = [place(app, gig), partial(revise, app, gig, 7), place(app, gig)]
+        futures = [probe.queue(pool, command) for command in commands]
+    outcomes = answers([first, *futures])
+    assert all(isinstance(done, Done) for done in outcomes), outcomes
+    assert [outcomes[1].aggregate.total, outcomes[3].aggregate.total] == [PRICE, PRICE]
+    assert outcomes[2].aggregate.version == 2
+    assert sizes_since(app, before) == [1, 2, 1]

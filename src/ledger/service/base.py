@@ -44,7 +44,9 @@ from ledger.domain.values import ActorAsDict, PackageAsDict
 from ledger.errors import Busy, Conflict, NotFound
 from ledger.gateway.port import PaymentGateway
 from ledger.receipts import Receipt, ReceiptEntry
+from ledger.service import reads
 from ledger.service.commit import Batching, Deferred, GroupCommit, Pending, Retried
+from ledger.service.reads import ReadCache
 from ledger.store import FACTORY_TOPICS, RECORDER_TOPICS, EventsAt, Receipts, insert_attempts
 
 log = logging.getLogger("ledger")
@@ -123,6 +125,8 @@ class LedgerBase(Application[UUID]):
         """The methods offered and each one's window to pay (``PaymentTerms``)."""
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[int], None]] = []
+        self.read_cache = ReadCache()
+        """The aggregates commands read without writing (``service.reads``)."""
         self.writer = GroupCommit(
             self._insert,
             self._after_commit,
@@ -179,6 +183,16 @@ class LedgerBase(Application[UUID]):
     def _gig(self, gig_id: UUID) -> Gig:
         return self._load(Gig, gig_id)
 
+    def _read_only(self, kind: type[A], aggregate_id: UUID) -> A:
+        """An aggregate the deciding command reads and does not change: from this process's
+        cache, and checked at the insert to be still the latest (``service.reads``)."""
+        aggregate = self.read_cache.get(aggregate_id)
+        if not isinstance(aggregate, kind):
+            aggregate = self._load(kind, aggregate_id)
+            self.read_cache.put(aggregate)
+        reads.note(aggregate)
+        return aggregate
+
     def _give_back(
         self, payment: Payment, amount: int, reason: str, actor: Actor, now: datetime
     ) -> None:
@@ -234,16 +248,18 @@ class LedgerBase(Application[UUID]):
             prepare()
         attempts = deferrals = 0
         while attempts < self.max_attempts:
+            with reads.reading() as read:
+                try:
+                    aggregates = decide()
+                except StaleRead:
+                    attempts += 1
+                    continue
+                except Unchanged as unchanged:
+                    return Done(unchanged.aggregate, self.recorder.max_notification_id() or 0)
             try:
-                aggregates = decide()
-            except StaleRead:
-                attempts += 1
-                continue
-            except Unchanged as unchanged:
-                return Done(unchanged.aggregate, self.recorder.max_notification_id() or 0)
-            try:
-                recordings = self.writer.record(self._pending(aggregates, receipt))
+                recordings = self.writer.record(self._pending(aggregates, receipt, read))
             except IntegrityError as error:
+                self.read_cache.forget(read)  # perhaps what moved on: read it afresh
                 # The writer has already told a commit that went through with its
                 # acknowledgement lost (the events it holds are ours: ``Done``) from a race
                 # lost; a keyed command still looks for its receipt, which an earlier run
@@ -293,19 +309,25 @@ class LedgerBase(Application[UUID]):
         aggregate: Aggregate = self.repository.get(outcome.aggregate_id, version=outcome.version)
         return Done(aggregate, outcome.position)
 
-    def _pending(self, aggregates: Sequence[Aggregate], receipt: Receipt | None) -> Pending:
+    def _pending(
+        self, aggregates: Sequence[Aggregate], receipt: Receipt | None, read: dict[UUID, int]
+    ) -> Pending:
         """Take the decided events off ``aggregates`` and encode them, in the caller's
-        thread (the writer then only inserts), with the request's receipt if it has one."""
+        thread (the writer then only inserts), with the request's receipt if it has one
+        and what the command only read."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         stored = [self.mapper.to_stored_event(event) for event in events]
-        return Pending(aggregates, events, stored, receipt)
+        return Pending(aggregates, events, stored, receipt, reads.only_read(read, aggregates))
 
     def _insert(self, batch: list[Pending]) -> Sequence[int]:
         """The writer's one transaction: the events of ``batch`` and the receipts of its
         keyed commands; returns the events' positions."""
         stored = [event for pending in batch for event in pending.stored]
         entries, end, now = [], 0, str(iso(self.clock()))
+        read: dict[UUID, int] = {}  # the oldest version any command read
         for pending in batch:
+            for aggregate_id, version in pending.reads.items():
+                read[aggregate_id] = min(version, read.get(aggregate_id, version))
             end += len(pending.events)
             if pending.receipt is not None:
                 answer = pending.aggregates[0]
@@ -314,7 +336,7 @@ class LedgerBase(Application[UUID]):
                 )
         insert_attempts()  # counts from here
         try:
-            return self.recorder.insert_events(stored, receipts=entries) or []
+            return self.recorder.insert_events(stored, receipts=entries, reads=read) or []
         except IntegrityError as error:
             if insert_attempts() > 1:  # the store's retry: the first attempt may be stored
                 raise Retried(str(error)) from error
@@ -330,6 +352,7 @@ class LedgerBase(Application[UUID]):
         if self.repository.cache and not self.repository.fastforward:
             for aggregate_id, aggregate in done.aggregates.items():
                 self.repository.cache.put(aggregate_id, aggregate)
+        self.read_cache.committed(a for pending in batch for a in pending.aggregates)
         try:
             self._take_snapshots(done)
         except Exception:

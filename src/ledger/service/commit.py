@@ -10,7 +10,8 @@ positions of its own events.
 
 A batch never fails an innocent command:
 
-- two commands for the same aggregate are never in one batch: the later one is sent back
+- two commands for the same aggregate are never in one batch (nor one writing an aggregate
+  another one only read, ``service.reads``; many may read it): the later one is sent back
   to be decided again, once the batch that holds the earlier one has committed; so is a
   command decided on a version older than one this writer has already written (it
   remembers the versions of the last ``REMEMBERED`` aggregates it wrote), without a
@@ -52,7 +53,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
@@ -84,14 +85,17 @@ class Pending:
     """One command's decision on its way to the store.
 
     ``events`` and ``stored`` were taken from the aggregates and encoded in the caller's
-    thread (the writer only inserts); ``outcome`` is answered with the command's recordings,
-    or with the exception the command must see.
+    thread (the writer only inserts); ``reads``: the aggregates it decided on without
+    writing them, at the version read (``service.reads``), which the insert checks are
+    still the latest; ``outcome`` is answered with the command's recordings, or with the
+    exception the command must see.
     """
 
     aggregates: Sequence[Aggregate]
     events: Sequence[Any]
     stored: Sequence[StoredEvent]
     receipt: Receipt | None = None
+    reads: Mapping[UUID, int] = field(default_factory=dict)
     outcome: Future[list[Recording[UUID]]] = field(default_factory=Future)
 
     @property
@@ -104,6 +108,11 @@ class Pending:
         for event in self.events:
             first.setdefault(event.originator_id, event.originator_version)
         return first
+
+    def expected(self) -> dict[UUID, int]:
+        """The version the store must hold of each aggregate the command wrote or read."""
+        wrote = {aggregate_id: v - 1 for aggregate_id, v in self.first_versions().items()}
+        return {**self.reads, **wrote}
 
 
 class Deferred(IntegrityError):
@@ -261,16 +270,20 @@ class GroupCommit:
     def _write(self, batch: list[Pending]) -> Exception | None:
         """Record ``batch``, answering every command in it, whatever happens. Returns the
         store's failure, if it failed (``OperationalError``, ``InterfaceError``)."""
-        seen: set[UUID] = set()
+        written: set[UUID] = set()
+        read: set[UUID] = set()
         alone: list[Pending] = []
         later: list[Pending] = []
         for pending in batch:
-            ids = pending.ids
-            if ids & seen or self._behind(pending):
+            ids, reads = pending.ids, pending.reads.keys()
+            # Many commands may read one aggregate in a batch, none may write one another
+            # command of it wrote or read (the insert checks the reads after its writes).
+            if ids & (written | read) or reads & written or self._behind(pending):
                 later.append(pending)
             else:
                 alone.append(pending)
-                seen |= ids
+                written |= ids
+                read |= reads
         failure: Exception | None = None
         try:
             failure = self._settle(alone)
@@ -288,8 +301,8 @@ class GroupCommit:
         """Whether ``pending`` was decided on a version older than this writer wrote."""
         with self._lock:
             return any(
-                version - 1 < self._written.get(aggregate_id, 0)
-                for aggregate_id, version in pending.first_versions().items()
+                version < self._written.get(aggregate_id, 0)
+                for aggregate_id, version in pending.expected().items()
             )
 
     def _settle(self, batch: list[Pending]) -> Exception | None:
@@ -346,14 +359,14 @@ class GroupCommit:
         return failure
 
     def _stale(self, batch: list[Pending]) -> list[Pending]:
-        """The commands whose aggregates the store holds at another version than they
-        were decided on."""
+        """The commands whose aggregates (written or read) the store holds at another
+        version than they were decided on."""
         return [
             pending
             for pending in batch
             if any(
-                self._latest(aggregate_id) != version - 1
-                for aggregate_id, version in pending.first_versions().items()
+                self._latest(aggregate_id) != version
+                for aggregate_id, version in pending.expected().items()
             )
         ]
 

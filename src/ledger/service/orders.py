@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger import access
 from ledger.actors import Actor, Caller
+from ledger.domain.gig import Gig
 from ledger.domain.order import DIRECT_CANCEL_REASONS, Order
 from ledger.domain.payment import Payment, payment_id_for
 from ledger.domain.values import (
@@ -122,7 +123,7 @@ class OrderCommands(LedgerBase):
         new_id = order_id or uuid4()
 
         def decide() -> list[Order]:
-            gig = self._gig(gig_id)
+            gig = self._read_only(Gig, gig_id)
             if gig.freelancer_id == caller.id:
                 raise Conflict("you cannot order your own gig")
             package = gig.package(package_id)
