@@ -185,6 +185,16 @@ class Database:
 
         return self._once_more(run)
 
+    def returning(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Run one writing statement as its own transaction, as ``statement`` does (and
+        with its proviso); returns the rows of its ``RETURNING`` clause."""
+
+        def run() -> list[Row]:
+            with self._alone(write=True) as txn:
+                return txn.all(sql, params)
+
+        return self._once_more(run)
+
     def read(self, sql: str, params: Params | None = None) -> list[Row]:
         def run() -> list[Row]:
             with self._alone(write=False) as txn:

@@ -450,6 +450,10 @@ def receipt_of(api: Api, who: str, key: str = KEY) -> Outcome | None:
     return recorder.receipt_of(who, key)
 
 
+async def never_kept(*_: object) -> None:
+    """``IdempotencyStore.acomplete`` of a process that dies before keeping the answer."""
+
+
 @pytest.mark.parametrize("make", [place_order, accept], ids=["place_order", "accept"])
 def test_a_keyed_command_leaves_its_receipt_in_its_own_transaction(
     api: Api, make: Callable[[Api], Request]
@@ -499,7 +503,7 @@ def test_a_retry_after_a_crash_between_commit_and_answer_gets_the_first_answer(
     request = make(api)
     store = api.app.state.idempotency
     with monkeypatch.context() as crash:
-        crash.setattr(store, "complete", lambda *_: None)
+        crash.setattr(store, "acomplete", never_kept)
         first = send(api, request)
     assert first.status_code in (200, 201), first.text
     stored = head(api)
@@ -522,7 +526,7 @@ def test_a_claim_left_unfinished_by_a_command_that_stored_nothing_runs_again(
     store = api.app.state.idempotency
     headers = {**api.as_(request.who), "Idempotency-Key": KEY, "If-Match": '"1"'}
     with monkeypatch.context() as crash:
-        crash.setattr(store, "complete", lambda *_: None)
+        crash.setattr(store, "acomplete", never_kept)
         crash.setattr(store, "release", lambda *_: None)
         refused = api.client.post(request.path, json=request.body, headers=headers)
     assert refused.status_code == 412, refused.text
@@ -628,7 +632,7 @@ def test_a_retry_after_its_owner_died_is_answered_from_the_receipt_at_once(
     state.idempotency = earlier  # the earlier start took the key
     try:
         with monkeypatch.context() as crash:
-            crash.setattr(earlier, "complete", lambda *_: None)  # and died before keeping it
+            crash.setattr(earlier, "acomplete", never_kept)  # and died before keeping it
             first = send(api, request)
     finally:
         state.idempotency = current
@@ -643,19 +647,19 @@ def test_a_retry_after_its_owner_died_is_answered_from_the_receipt_at_once(
 def test_a_claim_whose_insert_was_tried_twice_is_still_won(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The claim's INSERT committed but its answer was lost, and the statement was tried
-    again on a fresh connection (``Database.statement``): the second try meets the first's
+    """The claims' INSERT committed but its answer was lost, and the statement was tried
+    again on a fresh connection (``Database.returning``): the second try meets the first's
     row. That row is this very claim (its ``claim_id``), so the key is won — not refused as
     in progress, with nobody to finish it, for two minutes."""
     store = api.app.state.idempotency
-    db = store.db
-    first = db.statement
+    writer = store._writer
+    first = writer._insert_claims
 
-    def committed_then_tried_again(sql: str, params: Any = None) -> int:
-        first(sql, params)  # committed; the answer "lost"
-        return first(sql, params)  # the retry: nothing inserted
+    def committed_then_tried_again(jobs: Any) -> set[int]:
+        first(jobs)  # committed; the answer "lost"
+        return first(jobs)  # the retry: nothing inserted
 
-    monkeypatch.setattr(db, "statement", committed_then_tried_again)
+    monkeypatch.setattr(writer, "_insert_claims", committed_then_tried_again)
     claim = store.claim("caller", KEY, "hash")
     monkeypatch.undo()
     assert claim.won and not claim.recheck

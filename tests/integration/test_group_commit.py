@@ -106,7 +106,7 @@ class Probe:
         self._changed = Condition()
         self._armed: deque[Hold] = deque()
         self._holds: list[Hold] = []
-        app.writer._queue = _CountingQueue(self)
+        app.writer._fed.queue = _CountingQueue(self)
         insert = app.writer._insert
 
         def held_insert(batch: Any) -> Any:
@@ -725,7 +725,7 @@ def test_without_group_commit_each_command_has_a_transaction_of_its_own(
         assert [type(outcome) for outcome in outcomes[6:]].count(InvalidTransition) == 1
         assert set(app.writer.batch_sizes) == {1}
         assert len(app.writer.batch_sizes) == 4 + 7  # gig, order, payment, confirmation
-        assert app.writer._thread is None
+        assert app.writer._fed._thread is None
         assert writers
         assert "ledger-group-commit" not in writers
         assert_positions(app, dones)

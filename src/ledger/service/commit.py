@@ -56,7 +56,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from queue import Empty, SimpleQueue
+from queue import Empty
 from typing import Any
 from uuid import UUID
 
@@ -72,6 +72,7 @@ from eventsourcing.persistence import (
 
 from ledger.errors import OutcomeUnknown
 from ledger.receipts import Receipt
+from ledger.threads import Fed
 
 log = logging.getLogger("ledger.commit")
 REMEMBERED = 10_000
@@ -161,10 +162,8 @@ class GroupCommit:
         self._latest = latest
         self._read = read
         self.batching = batching
-        self._queue: SimpleQueue[Pending | None] = SimpleQueue()
+        self._fed: Fed[Pending] = Fed("ledger-group-commit", self._run, "the ledger is closed")
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = False
         self._written: OrderedDict[UUID, int] = OrderedDict()
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
         """The number of commands of each of the last 10,000 transactions written."""
@@ -177,36 +176,23 @@ class GroupCommit:
 
         Raises: whatever recording it raised (``IntegrityError`` when it must decide again).
         """
-        with self._lock:
-            if self._closed:
-                raise OperationalError("the ledger is closed")
-            inline = not self.batching.enabled or threading.current_thread() is self._thread
-            if not inline:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="ledger-group-commit", daemon=True
-                    )
-                    self._thread.start()
-                self._queue.put(pending)
-        if inline:  # batching off; or a command from the writer's own thread (a listener),
-            self._write([pending])  # which would otherwise wait for itself forever
+        if self.batching.enabled and not self._fed.here():
+            self._fed.put(pending)
+        else:  # batching off; or a command from the writer's own thread (a listener),
+            self._fed.check_open()  # which would otherwise wait for itself forever
+            self._write([pending])
         return pending.outcome.result()
 
     def close(self) -> None:
         """Refuse new commands, record those already queued, and stop the writer."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
+        self._fed.close()
 
     # -- the writer ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         carried: Pending | None = None
         while True:
-            first = carried if carried is not None else self._queue.get()
+            first = carried if carried is not None else self._fed.queue.get()
             if first is None:
                 return
             batch, carried, stop = self._gather(first)
@@ -226,7 +212,9 @@ class GroupCommit:
         while size < self.batching.max_aggregates:
             wait = deadline - time.monotonic()
             try:
-                pending = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                pending = (
+                    self._fed.queue.get(timeout=wait) if wait > 0 else self._fed.queue.get_nowait()
+                )
             except Empty:
                 break
             if pending is None:
@@ -242,7 +230,7 @@ class GroupCommit:
         first), but whatever is gets recorded rather than left unanswered."""
         while True:
             try:
-                pending = self._queue.get_nowait()
+                pending = self._fed.queue.get_nowait()
             except Empty:
                 return
             if pending is not None:
@@ -255,7 +243,7 @@ class GroupCommit:
         stop = False
         while True:
             try:
-                pending = self._queue.get_nowait()
+                pending = self._fed.queue.get_nowait()
             except Empty:
                 break
             if pending is None:

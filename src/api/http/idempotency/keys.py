@@ -27,6 +27,7 @@ request (``derived_id``), so not even a lost receipt could create a second order
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -40,7 +41,9 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 import psycopg
+from anyio import to_thread
 
+from api.http.idempotency.writer import INSERT_CLAIM, KeyWriter
 from ledger.clock import Clock, iso
 from ledger.receipts import RECEIPTS_TABLE
 from projections.db import Database, Row, Txn
@@ -60,10 +63,6 @@ SCHEMA = (
 )
 
 
-_INSERT = (
-    "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at, owner, claim_id)"
-    " VALUES (:caller_id, :key, :hash, :now, :owner, :claim_id) ON CONFLICT DO NOTHING"
-)
 _ADDED_COLUMNS = ("owner", "claim_id")
 """Columns newer than the table: added by ``setup`` to a table made before them."""
 LOCK_CHECK = 5.0
@@ -130,6 +129,9 @@ class IdempotencyStore:
         self._lock: psycopg.Connection[Any] | None = None
         self._checked = 0.0
         self._guard = threading.Lock()
+        owner_of = weakref.WeakMethod(self._claim_owner)  # the writer keeps no store alive
+        self._writer = KeyWriter(db, lambda: (method := owner_of()) and method())
+        """Writes the claims and answers of concurrent requests together (``writer``)."""
         with _LIVE_GUARD:
             _LIVE.add(self.owner)
         weakref.finalize(self, _forget, self.owner, self.__dict__)
@@ -151,7 +153,9 @@ class IdempotencyStore:
         self._hold_owner_lock()
 
     def close(self) -> None:
-        """Let go of the owner's lock (its claims are then taken over at once)."""
+        """Write the claims and answers handed over, then let go of the owner's lock (its
+        claims are then taken over at once)."""
+        self._writer.close()
         with self._guard:
             if self._lock is not None:
                 self._lock.close()
@@ -223,19 +227,42 @@ class IdempotencyStore:
         return not _pid_runs(int(pid))
 
     def claim(self, caller_id: str, key: str, digest: str) -> Claim:
-        """Take the key, or say what to answer instead. One INSERT on the usual path."""
+        """Take the key, or say what to answer instead. On the usual path the claim is one
+        row of a statement shared with concurrent claims (``writer``)."""
+        now, values = self._claim_of(caller_id, key, digest)
+        if self._writer.claim(values).result():
+            return Claim(won=True)
+        return self._contested(values, now)
+
+    async def aclaim(self, caller_id: str, key: str, digest: str) -> Claim:
+        """``claim``, awaited on the event loop: the writer's future is awaited, and only
+        a key found held takes a worker thread (to settle it in a transaction)."""
+        now, values = self._claim_of(caller_id, key, digest)
+        if await asyncio.wrap_future(self._writer.claim(values)):
+            return Claim(won=True)
+        return await to_thread.run_sync(self._contested, values, now)
+
+    def _claim_of(self, caller_id: str, key: str, digest: str) -> tuple[datetime, dict[str, Any]]:
         now = self.clock()
-        self._hold_owner_lock()
         values = {
             "caller_id": caller_id,
             "key": key,
             "hash": digest,
             "now": iso(now),
-            "owner": self.owner if self._owned() else None,
             "claim_id": uuid4().hex,
         }
-        if self.db.statement(_INSERT, values):
-            return Claim(won=True)
+        return now, values
+
+    def _claim_owner(self) -> str | None:
+        """The owner a claim is written with (``_owned``), holding the owner's lock."""
+        self._hold_owner_lock()
+        return self.owner if self._owned() else None
+
+    def _contested(self, values: dict[str, Any], now: datetime) -> Claim:
+        """The key was held when the claim was written: by this very claim, tried twice; by
+        a claim to take over (lapsed, or its owner gone); or by another request, whose
+        answer (or refusal) is the answer."""
+        values = {**values, "owner": self._claim_owner()}
         with self.db.transaction() as txn:
             row = txn.one(
                 "SELECT request_hash, status, headers, body, created_at, owner, claim_id"
@@ -244,7 +271,7 @@ class IdempotencyStore:
             )
             if row is not None and row["claim_id"] == values["claim_id"]:
                 # This very claim: its INSERT committed, its answer was lost, and the
-                # statement was tried again (``Database.statement``), finding itself.
+                # statement was tried again (``Database.returning``), finding itself.
                 return Claim(won=True)
             if (
                 row is None
@@ -261,27 +288,25 @@ class IdempotencyStore:
                     return Claim(won=False)
                 # An unfinished claim's request may have committed before its process died.
                 unfinished = row is not None and row["status"] is None
-                return Claim(won=txn.execute(_INSERT, values) == 1, recheck=unfinished)
-        if row["request_hash"] != digest:
+                return Claim(won=txn.execute(INSERT_CLAIM, values) == 1, recheck=unfinished)
+        if row["request_hash"] != values["hash"]:
             return Claim(won=False, conflict=True)
         if row["status"] is None:
             return Claim(won=False)
         headers = [(name, value) for name, value in json.loads(row["headers"])]
         return Claim(won=False, replay=Stored(row["status"], headers, bytes(row["body"])))
 
-    def complete(self, caller_id: str, key: str, answer: Stored) -> None:
+    async def acomplete(self, caller_id: str, key: str, answer: Stored) -> None:
+        """Keep the answer sent under the key, in a statement shared with concurrent ones."""
         kept = [(n, v) for n, v in answer.headers if n.lower() in KEPT_HEADERS]
-        self.db.statement(
-            "UPDATE idempotency_keys SET status = :status, headers = :headers, body = :body"
-            " WHERE caller_id = :caller_id AND key = :key",
-            {
-                "caller_id": caller_id,
-                "key": key,
-                "status": answer.status,
-                "headers": json.dumps(kept),
-                "body": answer.body,
-            },
-        )
+        values = {
+            "caller_id": caller_id,
+            "key": key,
+            "status": answer.status,
+            "headers": json.dumps(kept),
+            "body": answer.body,
+        }
+        await asyncio.wrap_future(self._writer.keep(values))
 
     def release(self, caller_id: str, key: str) -> None:
         """Free an unfinished claim for a retry (the request failed with a 5xx). It is left
@@ -305,6 +330,7 @@ class IdempotencyStore:
 
 def _forget(owner: str, state: dict[str, Any]) -> None:
     """A store collected unclosed: its owner is gone from this process."""
+    state["_writer"].close()
     lock = state.get("_lock")
     if lock is not None:
         lock.close()

@@ -66,7 +66,7 @@ class Idempotency:
         # The id a creating route gives its aggregate (``deps.NewId``): one per request.
         scope.setdefault("state", {})["new_id"] = derived_id(caller_id, key, digest)
         try:
-            claim = await to_thread.run_sync(store.claim, caller_id, key, digest)
+            claim = await store.aclaim(caller_id, key, digest)
         except STORE_ERRORS as error:  # outside FastAPI: its handlers never see this
             request_id = scope.get("state", {}).get("request_id", "-")
             await store_down(scope["path"], request_id, error)(scope, receive, send)
@@ -143,7 +143,7 @@ async def _keep(store: IdempotencyStore, caller_id: str, key: str, stored: Store
         if stored.status >= 500:
             await to_thread.run_sync(store.release, caller_id, key)
         else:
-            await to_thread.run_sync(store.complete, caller_id, key, stored)
+            await store.acomplete(caller_id, key, stored)
     except STORE_ERRORS as error:
         log.warning("the answer under an Idempotency-Key was not kept: %s", error)
         with suppress(*STORE_ERRORS):
