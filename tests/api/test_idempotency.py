@@ -476,15 +476,16 @@ def test_a_keyed_command_decided_again_after_a_lost_race_still_leaves_its_receip
 ) -> None:
     request = accept(api)
     writer = api.app.state.ledger.writer
-    record, lost = writer.record, []
+    submit, lost = writer.submit, []  # the route awaits the writer (``LedgerApp.perform``)
 
     def lose_the_first_race(pending: Any) -> Any:
         if not lost:
             lost.append(pending)
-            raise IntegrityError("another writer took this version")
-        return record(pending)
+            pending.outcome.set_exception(IntegrityError("another writer took this version"))
+            return pending.outcome
+        return submit(pending)
 
-    monkeypatch.setattr(writer, "record", lose_the_first_race)
+    monkeypatch.setattr(writer, "submit", lose_the_first_race)
     first = send(api, request)
     assert first.status_code == 200, first.text
     assert len(lost) == 1

@@ -388,7 +388,9 @@ def test_two_identical_webhooks_at_once_have_one_effect(
         responses = list(pool.map(send, range(2)))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     assert sorted(r.json()["status"] for r in responses) == ["duplicate", "recorded"]
-    assert len(loads) == 3  # the loser decided again, and found the webhook recorded
+    # The loser decided again and found the webhook recorded: on the payment as stored, or
+    # on the winner's as this process keeps it and then, a refusal, checked on the store.
+    assert 3 <= len(loads) <= 4
     assert head(api) == before + 2  # PaymentSucceeded and OrderPaymentConfirmed, once
     payment, placed = now(api, order)
     has(payment, status="success", version=3)

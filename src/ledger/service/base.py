@@ -10,17 +10,23 @@ and the notification position of its last event, which the API hands out for
 read-your-writes. A command run under an ``Idempotency-Key`` leaves a receipt in the same
 transaction (``ledger.receipts``), and a retry that finds it is answered from it.
 
+A command is called in a thread, which it holds while its events are written (``_run``), or
+performed on an event loop, which it holds only while it decides on what this process has in
+memory (``perform``): the same steps (``_attempts``), driven either way.
+
 This module holds the plumbing; the sibling modules add one method per command.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -63,6 +69,45 @@ class Previewed(Exception):
 
 
 _previewing: ContextVar[bool] = ContextVar("ledger_previewing", default=False)
+_performing: ContextVar[bool] = ContextVar("ledger_performing", default=False)
+"""Set by ``LedgerBase.perform``: ``_run`` hands its attempts over instead of making them."""
+_on_loop: ContextVar[bool] = ContextVar("ledger_on_loop", default=False)
+"""Set while a decision is tried on the event loop: loading from the store is refused."""
+
+
+class WouldBlock(Exception):
+    """A decision tried on the event loop needs to load from the store (``perform``): it is
+    decided again in a thread. Raised before the decision changed anything of its own."""
+
+
+Steps = Generator["Pending | _Call", Any, "Done[Any]"]
+"""``LedgerBase._attempts``: what a command's driver has to do, step by step."""
+
+
+def _resume(steps: Steps, answer: Any, failure: Exception | None) -> Pending | _Call | Done[Any]:
+    """The next step, once the last one answered ``answer`` or raised ``failure``; the
+    command's ``Done`` when there is none (or its error, raised)."""
+    try:
+        return steps.throw(failure) if failure is not None else steps.send(answer)
+    except StopIteration as finished:
+        return cast(Done[Any], finished.value)
+
+
+class _Handed(Exception):
+    """How ``_run`` hands its attempts to ``LedgerBase.perform``."""
+
+    def __init__(self, steps: Steps) -> None:
+        super().__init__("attempts handed to the event loop")
+        self.steps = steps
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A step of ``_run`` that may wait on the store or the gateway; ``decides``: the
+    command's decision, which ``perform`` first tries on the event loop."""
+
+    call: Callable[[], Any]
+    decides: bool = False
 
 
 class Unchanged(Exception):
@@ -166,6 +211,21 @@ class LedgerBase(Application[UUID]):
     # -- loading ----------------------------------------------------------------------------
 
     def _load(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
+        """The aggregate at ``version``, or its latest. A deciding command gets the latest
+        from this process's cache when it is there (``_latest``), as a copy of its own to
+        change; anything else reads the store.
+
+        Raises: NotFound, for no aggregate of that kind; WouldBlock, for a read of the
+        store while a decision is tried on the event loop (``perform``).
+        """
+        if version is None and reads.deciding():
+            return copy.deepcopy(self._latest(kind, aggregate_id))
+        return self._stored(kind, aggregate_id, version)
+
+    def _stored(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
+        """The aggregate read from the store (never the cache)."""
+        if _on_loop.get():
+            raise WouldBlock(f"loading {kind.__name__.lower()} {aggregate_id}")
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
@@ -184,13 +244,22 @@ class LedgerBase(Application[UUID]):
         return self._load(Gig, gig_id)
 
     def _read_only(self, kind: type[A], aggregate_id: UUID) -> A:
-        """An aggregate the deciding command reads and does not change: from this process's
-        cache, and checked at the insert to be still the latest (``service.reads``)."""
+        """An aggregate the deciding command reads and does not change: the cache's own
+        instance, not a copy (``_latest``)."""
+        return self._latest(kind, aggregate_id)
+
+    def _latest(self, kind: type[A], aggregate_id: UUID) -> A:
+        """The latest state of an aggregate this process knows: from its cache, else from
+        the store (and kept); noted as read by the deciding command, so the insert checks
+        it is still the latest unless the command writes it, whose own events' keys then
+        guard it (``service.reads``)."""
         aggregate = self.read_cache.get(aggregate_id)
-        if not isinstance(aggregate, kind):
-            aggregate = self._load(kind, aggregate_id)
-            self.read_cache.put(aggregate)
-        reads.note(aggregate)
+        if isinstance(aggregate, kind):
+            reads.note(aggregate, cached=True)
+            return aggregate
+        aggregate = self._stored(kind, aggregate_id)
+        self.read_cache.put(copy.deepcopy(aggregate))
+        reads.note(aggregate, cached=False)
         return aggregate
 
     def _give_back(
@@ -221,6 +290,9 @@ class LedgerBase(Application[UUID]):
         and only if the request is not answered from an earlier run's receipt: the place
         for a call outside the ledger (the gateway's checkout), never to be made twice.
 
+        Under ``perform`` nothing is run here: the attempts are handed to its driver, which
+        makes the same steps on the event loop.
+
         Raises:
             Conflict: the id ``creates`` names exists.
             Busy: still losing races after ``max_attempts`` (a very hot aggregate), or
@@ -228,53 +300,155 @@ class LedgerBase(Application[UUID]):
             LedgerError: whatever ``decide`` raises, on the state current at that attempt.
         """
         if _previewing.get():
-            if prepare is not None:
-                raise ValueError("a command calling outside the ledger cannot be previewed")
-            for _ in range(self.max_attempts):
+            self._preview(decide, prepare)
+        steps = self._attempts(decide, creates, taken, prepare)
+        if _performing.get():
+            raise _Handed(steps)
+        answer: Any = None
+        failure: Exception | None = None
+        while not isinstance(step := _resume(steps, answer, failure), Done):
+            answer, failure = None, None
+            try:
+                answer = self.writer.record(step) if isinstance(step, Pending) else step.call()
+            except Exception as error:
+                failure = error
+        return step
+
+    async def perform(self, command: Callable[[], Done[A]]) -> Done[A]:
+        """Run ``command`` (a call of one of this app's commands) without holding a thread
+        while its events are written: what the HTTP edge does on its event loop.
+
+        The command runs up to its ``_run``, which hands over its attempts; they are then
+        made here. Each decision is first tried on the loop itself with the store out of
+        bounds: one that needs no load (placing an order on a cached gig) is decided there;
+        one that would load is decided again in a thread (``asyncio.to_thread``), as are
+        the lookups of receipts and ``prepare``. The events go to the writer, whose commit
+        is awaited. The answers and errors are exactly ``_run``'s.
+
+        Only for commands that return ``_run``'s answer as it is (no handler around it) and
+        touch no store before calling it, as every order command does.
+        """
+        token = _performing.set(True)
+        try:
+            command()
+        except _Handed as handed:
+            steps = handed.steps
+        else:
+            raise TypeError("the command did not reach _run: it cannot be performed")
+        finally:
+            _performing.reset(token)
+        answer: Any = None
+        failure: Exception | None = None
+        try:
+            while not isinstance(step := _resume(steps, answer, failure), Done):
+                answer, failure = None, None
                 try:
-                    aggregates = decide()
-                except StaleRead:  # read between two writes: read again, as below
-                    continue
-                except Unchanged:
-                    raise Previewed([]) from None
-                events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-                raise Previewed(cast(list[Aggregate.Event], events))
-            raise Busy("the resource changed too often while this command ran; try again")
+                    if isinstance(step, Pending):
+                        answer = await self._record_soon(step)
+                    elif step.decides:
+                        answer = await self._decide_soon(step.call)
+                    else:
+                        answer = await asyncio.to_thread(step.call)
+                except Exception as error:
+                    failure = error
+        finally:
+            steps.close()  # (cancelled: leave its context as it found it, here)
+        return cast(Done[A], step)
+
+    async def _record_soon(self, pending: Pending) -> list[Recording[UUID]]:
+        if not self.writer.batching.enabled:  # each command in its caller's thread
+            return await asyncio.to_thread(self.writer.record, pending)
+        return await asyncio.wrap_future(self.writer.submit(pending))
+
+    @staticmethod
+    async def _decide_soon(decide: Callable[[], Any]) -> Any:
+        token = _on_loop.set(True)
+        try:
+            return decide()
+        except WouldBlock:
+            pass
+        finally:
+            _on_loop.reset(token)
+        return await asyncio.to_thread(decide)
+
+    def _attempts(
+        self,
+        decide: Decision,
+        creates: UUID | None,
+        taken: str | None,
+        prepare: Callable[[], None] | None,
+    ) -> Steps:
+        """``_run``'s steps, made by its driver: each ``_Call`` (what may wait on the store or
+        the gateway) is called, each ``Pending`` recorded, and the outcome sent back in (or
+        its exception thrown in). Written once for the two drivers, ``_run`` (in the
+        caller's thread) and ``perform`` (on the event loop)."""
         receipt = receipts.take()
-        recorded = self._recorded_before(receipt) if receipt and receipt.recheck else None
-        if recorded is not None:
-            return recorded
+        if receipt and receipt.recheck:
+            recorded = yield _Call(lambda: self._recorded_before(receipt))
+            if recorded is not None:
+                return cast(Done[Any], recorded)
         if prepare is not None:
-            prepare()
+            yield _Call(prepare)
         attempts = deferrals = 0
         while attempts < self.max_attempts:
             with reads.reading() as read:
                 try:
-                    aggregates = decide()
+                    aggregates = yield _Call(decide, decides=True)
                 except StaleRead:
+                    self.read_cache.forget(read)  # what it read moved on: read it afresh
                     attempts += 1
                     continue
-                except Unchanged as unchanged:
-                    return Done(unchanged.aggregate, self.recorder.max_notification_id() or 0)
+                except Exception as outcome:
+                    if read.cached:
+                        # Decided on what this process remembered, and nothing to write:
+                        # another process may have moved it on, and no insert will check.
+                        # Such an answer (a refusal, nothing to do) stands only on the
+                        # state as stored.
+                        self.read_cache.forget(read.cached)
+                        attempts += 1
+                        continue
+                    if not isinstance(outcome, Unchanged):
+                        raise
+                    head = yield _Call(self.recorder.max_notification_id)
+                    return Done(outcome.aggregate, head or 0)
             try:
-                recordings = self.writer.record(self._pending(aggregates, receipt, read))
+                recordings = yield self._pending(aggregates, receipt, read)
             except IntegrityError as error:
-                self.read_cache.forget(read)  # perhaps what moved on: read it afresh
+                if not isinstance(error, Deferred):  # (the writer's commit replaced those)
+                    self.read_cache.forget(read)  # perhaps what moved on: read it afresh
                 # The writer has already told a commit that went through with its
                 # acknowledgement lost (the events it holds are ours: ``Done``) from a race
                 # lost; a keyed command still looks for its receipt, which an earlier run
                 # of the same request may have left.
-                recorded = self._recorded_before(receipt) if receipt else None
-                if recorded is not None:
-                    return recorded
-                if creates is not None and creates in self.repository:
-                    raise Conflict(taken or f"{creates} already exists") from None
+                if receipt:
+                    recorded = yield _Call(lambda: self._recorded_before(receipt))
+                    if recorded is not None:
+                        return cast(Done[Any], recorded)
+                if creates is not None:
+                    exists = yield _Call(lambda: creates in self.repository)
+                    if exists:
+                        raise Conflict(taken or f"{creates} already exists") from None
                 if isinstance(error, Deferred) and deferrals < self.max_deferrals:
                     deferrals += 1
                 else:
                     attempts += 1
                 continue
             return Done(aggregates[0], recordings[-1].notification.id)
+        raise Busy("the resource changed too often while this command ran; try again")
+
+    def _preview(self, decide: Decision, prepare: Callable[[], None] | None) -> NoReturn:
+        """Under ``preview``: decide, and hand back the events instead of saving them."""
+        if prepare is not None:
+            raise ValueError("a command calling outside the ledger cannot be previewed")
+        for _ in range(self.max_attempts):
+            try:
+                aggregates = decide()
+            except StaleRead:  # read between two writes: read again, as ``_run`` does
+                continue
+            except Unchanged:
+                raise Previewed([]) from None
+            events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+            raise Previewed(cast(list[Aggregate.Event], events))
         raise Busy("the resource changed too often while this command ran; try again")
 
     def preview(self, command: Callable[[], object]) -> list[Aggregate.Event]:

@@ -183,6 +183,21 @@ class GroupCommit:
             self._write([pending])
         return pending.outcome.result()
 
+    def submit(self, pending: Pending) -> Future[list[Recording[UUID]]]:
+        """Hand one command's events to the writer thread without waiting: the future is
+        answered as ``record`` would answer (an event loop awaits it: ``LedgerBase.perform``).
+
+        Raises: OperationalError, once closed; RuntimeError with batching off (nobody would
+        write it: ``record`` it in the caller's thread instead).
+        """
+        if not self.batching.enabled:
+            raise RuntimeError("with batching off, commands are recorded by their callers")
+        # Running, so that an awaiting task cancelled cannot cancel it: the writer will
+        # answer it whatever becomes of the task, and must not find it cancelled.
+        pending.outcome.set_running_or_notify_cancel()
+        self._fed.put(pending)
+        return pending.outcome
+
     def close(self) -> None:
         """Refuse new commands, record those already queued, and stop the writer."""
         self._fed.close()

@@ -96,9 +96,10 @@ class OrderCommands(LedgerBase):
         return [payment]
 
     def _moved_on(self, order: Order) -> bool:
-        """Whether the store holds events of ``order`` newer than those it was loaded with."""
+        """Whether the store holds events of ``order`` newer than those it was loaded with
+        (asked of the store itself, not of this process's cache)."""
         loaded = order.version - len(order.pending_events)
-        return self._order(order.id).version != loaded
+        return self._stored(Order, order.id).version != loaded
 
     # -- orders -----------------------------------------------------------------------------
 

@@ -1,18 +1,22 @@
-"""Guarded reads: aggregates a command only reads, kept in memory and checked at the insert.
+"""Guarded reads: the aggregates commands decide on, kept in memory and checked at the insert.
 
-Placing an order reads its gig (the freelancer, the package and its price) and writes only
-the order. Loading the gig from the store for every order was about a tenth of the CPU an
-order costs (issue 23). So such reads come from this process's ``ReadCache``, and what the
-command decided on is checked where it cannot be wrong: the command's ``Pending`` names each
-aggregate it read and the version it read (``reads``), and the insert transaction, holding
-the store's insert lock, refuses the whole command if any of them has a later event
-(``ledger.store``). The command then loses a race as it would on an aggregate it wrote: it
-forgets what it read and is decided again on fresh state. A gig revised or archived by
-another process therefore never takes an order at an old price or after it was archived;
-one changed by this process replaces the cached copy as soon as its events are committed.
+Loading an aggregate from the store for every command was a large part of its CPU (the gig
+an order is placed on, about a tenth; the order each step of its life changes), and a load is
+a wait on the store, which keeps a command off the event loop (``LedgerBase.perform``). So a
+deciding command takes the latest state this process knows from its ``ReadCache``: what this
+process last committed or loaded. What the command decided on is checked where it cannot be
+wrong: its ``Pending`` names each aggregate it read and the version it read (``reads``), and
+the insert transaction, holding the store's insert lock, refuses the whole command if one it
+only read has a later event (``ledger.store``); one it writes is guarded by the (id, version)
+keys of its own events. The command then loses a race as it would on any aggregate: it
+forgets what it read and is decided again on the state as stored. A decision that ends
+without events (a refusal, nothing to do) reaches no insert, so one taken on anything from
+the cache is taken again on the state as stored (``LedgerBase._attempts``). A gig revised
+or archived by another process therefore never takes an order at an old price or after it
+was archived, and an order a worker's timer changed is never changed again on its old state.
 
-Only aggregates a command does not write are read this way; a command that changes an
-aggregate loads it fresh, and the (id, version) key of its own events guards it.
+The cache's aggregates are never changed in place: a command that changes one takes a copy
+(``LedgerBase._load``); one that only reads it takes the instance (``_read_only``).
 """
 
 from __future__ import annotations
@@ -29,13 +33,12 @@ from eventsourcing.domain import Aggregate
 CACHED = 4_096
 """Aggregates kept (least recently used dropped first): a marketplace's live gigs."""
 
-_reads: ContextVar[dict[UUID, int] | None] = ContextVar("ledger_reads", default=None)
+_reads: ContextVar[Read | None] = ContextVar("ledger_reads", default=None)
 
 
 class ReadCache:
     """The last committed state this process knows of some aggregates, shared by its
-    threads. Its aggregates are never changed in place: a command that writes one loads
-    its own copy from the store."""
+    threads. Its aggregates are never changed in place."""
 
     def __init__(self, size: int = CACHED) -> None:
         self._size = size
@@ -61,12 +64,9 @@ class ReadCache:
                 self._kept.popitem(last=False)
 
     def committed(self, aggregates: Iterable[Aggregate]) -> None:
-        """Replace the kept copies of ``aggregates``, just committed by this process."""
+        """Keep ``aggregates``, just committed by this process, as their latest state."""
         for aggregate in aggregates:
-            with self._lock:
-                cached = aggregate.id in self._kept
-            if cached:
-                self.put(aggregate)
+            self.put(aggregate)
 
     def forget(self, ids: Iterable[UUID]) -> None:
         """Drop ``ids``: a command decided on them lost to a later event."""
@@ -75,10 +75,19 @@ class ReadCache:
                 self._kept.pop(aggregate_id, None)
 
 
+class Read(dict[UUID, int]):
+    """What a deciding command read: id → version. ``cached``: the ids it took from the
+    cache rather than from the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cached: set[UUID] = set()
+
+
 @contextmanager
-def reading() -> Iterator[dict[UUID, int]]:
-    """Gather, while a command decides, what it read through the cache: id → version."""
-    reads: dict[UUID, int] = {}
+def reading() -> Iterator[Read]:
+    """Gather, while a command decides, what it read: id → version."""
+    reads = Read()
     token = _reads.set(reads)
     try:
         yield reads
@@ -86,11 +95,21 @@ def reading() -> Iterator[dict[UUID, int]]:
         _reads.reset(token)
 
 
-def note(aggregate: Aggregate) -> None:
-    """Record that the deciding command read ``aggregate`` at its version."""
+def deciding() -> bool:
+    """Whether a command is deciding (inside ``reading``) in this context."""
+    return _reads.get() is not None
+
+
+def note(aggregate: Aggregate, *, cached: bool) -> None:
+    """Record that the deciding command read ``aggregate`` at its version, from the cache
+    (``cached``) or from the store."""
     reads = _reads.get()
     if reads is not None:
         reads[aggregate.id] = aggregate.version
+        if cached:
+            reads.cached.add(aggregate.id)
+        else:
+            reads.cached.discard(aggregate.id)
 
 
 def only_read(reads: Mapping[UUID, int], written: Iterable[Aggregate]) -> dict[UUID, int]:

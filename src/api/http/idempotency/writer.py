@@ -92,6 +92,9 @@ class KeyWriter:
         self._fed.close()
 
     def _submit(self, job: _Job) -> Future[bool]:
+        # Running, so that a request cancelled while it awaits cannot cancel it: the writer
+        # answers every job, and must not find one cancelled.
+        job.outcome.set_running_or_notify_cancel()
         try:
             self._fed.put(job)
         except OperationalError as closed:

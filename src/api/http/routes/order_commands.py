@@ -40,8 +40,9 @@ class OnOrder:
     expected: int | None
     response: Response
 
-    def answer(self, done: Done[Order]) -> Answer:
-        return done_order(self.response, done)
+    async def run(self, command: Callable[[], Done[Order]]) -> Answer:
+        """Perform ``command`` on the event loop (``LedgerApp.perform``) and answer it."""
+        return done_order(self.response, await self.ledger.perform(command))
 
 
 async def _on_order(
@@ -60,8 +61,8 @@ OnOrderDep = Annotated[OnOrder, Depends(_on_order)]
 def _bodyless(path: str, command: Bodyless, summary: str) -> None:
     """Register a command that needs nothing but the order (and the caller)."""
 
-    def endpoint(on: OnOrderDep) -> Answer:
-        return on.answer(command(on.ledger)(on.caller, on.order_id, on.expected))
+    async def endpoint(on: OnOrderDep) -> Answer:
+        return await on.run(lambda: command(on.ledger)(on.caller, on.order_id, on.expected))
 
     router.add_api_route(
         path,
@@ -103,62 +104,79 @@ _bodyless(
 
 
 @router.post("/requirements", response_model=schemas.Order)
-def submit_requirements(body: schemas.RequirementsIn, on: OnOrderDep) -> Answer:
+async def submit_requirements(body: schemas.RequirementsIn, on: OnOrderDep) -> Answer:
     """Client tells the freelancer what they need."""
-    return on.answer(on.ledger.submit_requirements(on.caller, on.order_id, body.text, on.expected))
+    return await on.run(
+        lambda: on.ledger.submit_requirements(on.caller, on.order_id, body.text, on.expected)
+    )
 
 
 @router.post("/deliver", response_model=schemas.Order)
-def deliver(body: schemas.DeliveryIn, on: OnOrderDep) -> Answer:
+async def deliver(body: schemas.DeliveryIn, on: OnOrderDep) -> Answer:
     """Freelancer delivers (which also confirms an order not yet accepted)."""
-    return on.answer(on.ledger.deliver_order(on.caller, on.order_id, body.message, on.expected))
+    return await on.run(
+        lambda: on.ledger.deliver_order(on.caller, on.order_id, body.message, on.expected)
+    )
 
 
 @router.post("/request-revision", response_model=schemas.Order)
-def request_revision(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+async def request_revision(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Client asks for changes, within the revisions the package allows."""
-    return on.answer(on.ledger.request_revision(on.caller, on.order_id, body.reason, on.expected))
+    return await on.run(
+        lambda: on.ledger.request_revision(on.caller, on.order_id, body.reason, on.expected)
+    )
 
 
 @router.post("/extensions", response_model=schemas.Order)
-def request_extension(body: schemas.ExtensionIn, on: OnOrderDep) -> Answer:
+async def request_extension(body: schemas.ExtensionIn, on: OnOrderDep) -> Answer:
     """Freelancer asks for more days to deliver; the client accepts or declines."""
-    done = on.ledger.request_extension(on.caller, on.order_id, body.days, body.reason, on.expected)
-    return on.answer(done)
+    return await on.run(
+        lambda: on.ledger.request_extension(
+            on.caller, on.order_id, body.days, body.reason, on.expected
+        )
+    )
 
 
 @router.post("/cancellation-requests", response_model=schemas.Order)
-def request_cancellation(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+async def request_cancellation(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Either party proposes to cancel by mutual agreement."""
-    return on.answer(
-        on.ledger.request_cancellation(on.caller, on.order_id, body.reason, on.expected)
+    return await on.run(
+        lambda: on.ledger.request_cancellation(on.caller, on.order_id, body.reason, on.expected)
     )
 
 
 @router.post("/cancel", response_model=schemas.Order)
-def cancel(body: schemas.CancelIn, on: OnOrderDep) -> Answer:
+async def cancel(body: schemas.CancelIn, on: OnOrderDep) -> Answer:
     """Client withdraws a pending order; support or admin cancel for a policy violation."""
     reason = CancelReason(body.reason)
-    return on.answer(on.ledger.cancel_order(on.caller, on.order_id, reason, body.note, on.expected))
+    return await on.run(
+        lambda: on.ledger.cancel_order(on.caller, on.order_id, reason, body.note, on.expected)
+    )
 
 
 @router.post("/disputes", response_model=schemas.Order)
-def open_dispute(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
+async def open_dispute(body: schemas.ReasonIn, on: OnOrderDep) -> Answer:
     """Either party disputes an order in progress; support resolves it."""
-    return on.answer(on.ledger.open_dispute(on.caller, on.order_id, body.reason, on.expected))
+    return await on.run(
+        lambda: on.ledger.open_dispute(on.caller, on.order_id, body.reason, on.expected)
+    )
 
 
 @router.post("/disputes/resolve", response_model=schemas.Order)
-def resolve_dispute(body: schemas.ResolutionIn, on: OnOrderDep) -> Answer:
+async def resolve_dispute(body: schemas.ResolutionIn, on: OnOrderDep) -> Answer:
     """Support releases the money, refunds it, or splits it (``refundAmount`` back)."""
-    done = on.ledger.resolve_dispute(
-        on.caller, on.order_id, body.outcome, body.refund_amount, on.expected
+    return await on.run(
+        lambda: on.ledger.resolve_dispute(
+            on.caller, on.order_id, body.outcome, body.refund_amount, on.expected
+        )
     )
-    return on.answer(done)
 
 
 @router.post("/review", response_model=schemas.Order)
-def review(body: schemas.ReviewIn, on: OnOrderDep) -> Answer:
+async def review(body: schemas.ReviewIn, on: OnOrderDep) -> Answer:
     """Client rates the completed order, once."""
-    done = on.ledger.review_order(on.caller, on.order_id, body.rating, body.comment, on.expected)
-    return on.answer(done)
+    return await on.run(
+        lambda: on.ledger.review_order(
+            on.caller, on.order_id, body.rating, body.comment, on.expected
+        )
+    )

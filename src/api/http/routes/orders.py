@@ -31,7 +31,7 @@ Fresh = Depends(fresh("orders"))
 
 
 @router.post("", status_code=201, response_model=schemas.Order)
-def place_order(
+async def place_order(
     body: schemas.OrderIn,
     caller: CallerDep,
     ledger: LedgerDep,
@@ -43,7 +43,9 @@ def place_order(
         gig_id = parse_id(body.gig_id, "gig")
     except NotFound as error:  # the body names it: say which field
         raise NotFound(f"gig {body.gig_id} not found") from error
-    done = ledger.place_order(caller, gig_id, body.package_id, body.requirements, new_id)
+    done = await ledger.perform(
+        lambda: ledger.place_order(caller, gig_id, body.package_id, body.requirements, new_id)
+    )
     response.headers["Location"] = f"/v1/orders/{done.aggregate.id}"
     return done_order(response, done)
 

@@ -60,7 +60,7 @@ def payment_methods(caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
 
 
 @router.post("/orders/{order_id}/payments", status_code=201, response_model=schemas.Payment)
-def create_payment(
+async def create_payment(
     order_id: str,
     body: schemas.PaymentIn,
     caller: CallerDep,
@@ -71,8 +71,9 @@ def create_payment(
     """Client starts paying a pending order (one payment per order: a second is 409). The
     client's address goes to the gateway, which uses it against fraud."""
     client_ip = request.client.host if request.client else None
-    done = ledger.create_payment(
-        caller, parse_id(order_id, "order"), body.payment_method, client_ip
+    oid = parse_id(order_id, "order")
+    done = await ledger.perform(
+        lambda: ledger.create_payment(caller, oid, body.payment_method, client_ip)
     )
     response.headers["Location"] = f"/v1/payments/{done.aggregate.id}"
     return payment_answer(response, done.aggregate, done.position)
