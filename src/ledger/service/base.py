@@ -29,7 +29,12 @@ from datetime import datetime
 from typing import Any, Generic, NoReturn, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -224,15 +229,31 @@ class LedgerBase(Application[UUID]):
 
     def _stored(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         """The aggregate read from the store (never the cache)."""
-        if _on_loop.get():
-            raise WouldBlock(f"loading {kind.__name__.lower()} {aggregate_id}")
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found") from None
-        if not isinstance(aggregate, kind):
+        self._may_wait(f"loading {kind.__name__.lower()} {aggregate_id}")
+        found: Aggregate | None
+        if kind in self.snapshotting_intervals:
+            try:
+                found = self.repository.get(aggregate_id, version=version)
+            except AggregateNotFoundError:
+                found = None
+        else:  # never snapshotted: the repository would ask for a snapshot all the same
+            found = project_aggregate(None, self.events.get(aggregate_id, lte=version))
+        if not isinstance(found, kind):
             raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found")
-        return aggregate
+        return found
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        """Whether any aggregate has this id: known to this process, or one event stored."""
+        if self.read_cache.get(aggregate_id) is not None:
+            return True
+        self._may_wait(f"looking up {aggregate_id}")
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    @staticmethod
+    def _may_wait(what: str) -> None:
+        """Raises: WouldBlock, while a decision is tried on the event loop (``perform``)."""
+        if _on_loop.get():
+            raise WouldBlock(what)
 
     def _order(self, order_id: UUID) -> Order:
         return self._load(Order, order_id)
@@ -425,7 +446,7 @@ class LedgerBase(Application[UUID]):
                     if recorded is not None:
                         return cast(Done[Any], recorded)
                 if creates is not None:
-                    exists = yield _Call(lambda: creates in self.repository)
+                    exists = yield _Call(lambda: self._exists(creates))
                     if exists:
                         raise Conflict(taken or f"{creates} already exists") from None
                 if isinstance(error, Deferred) and deferrals < self.max_deferrals:

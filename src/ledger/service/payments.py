@@ -131,10 +131,13 @@ class PaymentCommands(LedgerBase):
     ) -> Checkout | None:
         if self.gateway is None:
             return None
-        order = self._order(order_id)
+        # A check before the gateway is asked, on what this process knows of the order: an
+        # order never becomes pending again, and its client never changes, so what it
+        # refuses is refused as stored; what it lets through is decided again after.
+        order = self._latest(Order, order_id)
         self._payer(caller, order)  # no checkout for someone who may not pay
         Payment.check_method(method, self.payment_terms.methods)  # before the gateway hears of it
-        if payment_id in self.repository:
+        if self._exists(payment_id):
             raise Conflict("this order already has a payment")
         return self.gateway.tokenize(
             CheckoutRequest(
