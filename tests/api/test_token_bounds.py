@@ -159,6 +159,53 @@ def test_without_iat_the_lifetime_counts_from_the_clock(settings: Settings) -> N
     assert asyncio.run(Authenticator(key, clock=lambda: now).caller(bearer)).id == "client-1"
 
 
+# -- tokens kept once verified -------------------------------------------------------------------
+
+
+def test_a_kept_token_is_refused_once_it_expires(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token checked whole is kept (``Authenticator._verified``); its ``exp`` is still
+    judged against the time at every request."""
+    key = signing_key(settings)
+    auth = Authenticator(key)
+    exp = int(NOW + 600)
+    bearer = f"Bearer {token(key, exp=exp)}"
+    assert asyncio.run(auth.caller(bearer, "r-1")).id == "client-1"
+    kept = asyncio.run(auth.caller(bearer, "r-2"))
+    assert (kept.id, kept.roles, kept.request_id) == ("client-1", frozenset({"user"}), "r-2")
+    monkeypatch.setattr("api.http.auth.time.time", lambda: exp)
+    with pytest.raises(ApiError, match="expired") as refused:
+        asyncio.run(auth.caller(bearer))
+    assert refused.value.status == 401
+
+
+def test_a_kept_token_is_refused_before_its_nbf(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = signing_key(settings)
+    auth = Authenticator(key)
+    bearer = f"Bearer {token(key, nbf=int(NOW) - 5)}"
+    assert asyncio.run(auth.caller(bearer)).id == "client-1"
+    monkeypatch.setattr("api.http.auth.time.time", lambda: NOW - 10)
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(auth.caller(bearer))
+    assert refused.value.status == 401
+
+
+def test_a_token_refused_is_not_kept(settings: Settings) -> None:
+    """Tampered with, it is refused every time, and a good token's subject never leaks to it."""
+    key = signing_key(settings)
+    auth = Authenticator(key)
+    good = token(key)
+    head, payload, signature = good.split(".")
+    forged = f"{head}.{payload}.{signature[:-2]}AA"
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            asyncio.run(auth.caller(f"Bearer {forged}"))
+    assert asyncio.run(auth.caller(f"Bearer {good}")).id == "client-1"
+
+
 # -- single-line text ---------------------------------------------------------------------------
 
 
