@@ -96,10 +96,11 @@ class YouCanPayWebhook(_Gateway):
         )
 
 
-def receive(
+async def receive(
     ledger: LedgerApp, body: bytes, signature: str | None, request_id: str | None = None
 ) -> tuple[Outcome, int | None]:
     """Verify and record one webhook; returns what happened and the last event's position.
+    The command is performed on the event loop (``LedgerApp.perform``).
 
     Raises:
         ApiError: 401 for a missing or wrong signature, 422 for an unreadable envelope,
@@ -132,7 +133,11 @@ def receive(
         return "ignored", None
     transaction = webhook.transaction(HANDLED[webhook.event_name])
     try:
-        done = ledger.apply_gateway_event(webhook.id, webhook.event_name, transaction, request_id)
+        done = await ledger.perform(
+            lambda: ledger.apply_gateway_event(
+                webhook.id, webhook.event_name, transaction, request_id
+            )
+        )
     except AlreadyApplied:
         return "duplicate", None
     except (InvalidTransition, ValidationFailed) as error:

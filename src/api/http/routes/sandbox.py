@@ -154,8 +154,7 @@ async def pay(token_id: str, request: Request) -> Response:
     ledger: LedgerApp = request.app.state.ledger
     wants_json = request.headers.get("content-type", "").startswith("application/json")
     card = _card(await request.body(), wants_json)
-    outcome = await run_in_threadpool(_charge, ledger, token_id, card, _request_id(request))
-    paid, payment_id, order_id = outcome
+    paid, payment_id, order_id = await _charge(ledger, token_id, card, _request_id(request))
     if wants_json:
         answer = {"status": "paid" if paid else "declined", "paymentId": payment_id}
         return JSONResponse({**answer, "orderId": order_id})
@@ -174,15 +173,15 @@ def _card(body: bytes, wants_json: bool) -> Card:
         raise invalid(error, "the card details are not valid") from None
 
 
-def _charge(
+async def _charge(
     ledger: LedgerApp, token_id: str, card: Card, request_id: str | None
 ) -> tuple[bool, str, str]:
     sandbox = _sandbox(ledger)
-    payment = _pending(ledger, token_id, by_cash=False)
+    payment = await run_in_threadpool(_pending, ledger, token_id, by_cash=False)
     if card.expired(ledger.clock()):
         raise ValidationFailed("the card has expired", field="expiry")
     webhook = sandbox.charge(payment.order_id, payment.amount, payment.currency, card.card_number)
-    outcome, _ = receive(ledger, webhook.body, webhook.signature, request_id)
+    outcome, _ = await receive(ledger, webhook.body, webhook.signature, request_id)
     if outcome != "recorded":  # another submit of this form settled it first
         raise ApiError(409, "this payment was settled meanwhile", code="invalid_transition")
     return webhook.paid, str(payment.id), str(payment.order_id)
@@ -233,17 +232,19 @@ async def _settle_cash(request: Request, token_id: str, *, paid: bool) -> Respon
     from_form = request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     )
-    outcome = await run_in_threadpool(_cash, ledger, token_id, paid, _request_id(request))
+    outcome = await _cash(ledger, token_id, paid, _request_id(request))
     if from_form:
         return RedirectResponse(f"{ledger.public_url}/sandbox/cashplus/{token_id}", status_code=303)
     return JSONResponse({"status": "paid" if paid else "expired", **outcome})
 
 
-def _cash(ledger: LedgerApp, token_id: str, paid: bool, request_id: str | None) -> dict[str, str]:
+async def _cash(
+    ledger: LedgerApp, token_id: str, paid: bool, request_id: str | None
+) -> dict[str, str]:
     sandbox = _sandbox(ledger)
-    payment = _pending(ledger, token_id, by_cash=True)
+    payment = await run_in_threadpool(_pending, ledger, token_id, by_cash=True)
     webhook = sandbox.settle_cash(payment.order_id, payment.amount, payment.currency, paid)
-    outcome, _ = receive(ledger, webhook.body, webhook.signature, request_id)
+    outcome, _ = await receive(ledger, webhook.body, webhook.signature, request_id)
     if outcome != "recorded":  # the clock, or another click, settled it first
         raise ApiError(409, "this payment was settled meanwhile", code="invalid_transition")
     return {"paymentId": str(payment.id), "orderId": str(payment.order_id)}

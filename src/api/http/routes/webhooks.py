@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from api.http.deps import LedgerDep
 from api.http.routes.common import ExactJSONRoute
@@ -36,9 +35,7 @@ async def youcanpay(
     """Record a ``transaction.paid``, ``.failed`` or ``.refunded`` notification once."""
     body = await request.body()
     request_id = getattr(request.state, "request_id", None)
-    outcome, position = await run_in_threadpool(
-        receive, ledger, body, x_youcanpay_signature, request_id
-    )
+    outcome, position = await receive(ledger, body, x_youcanpay_signature, request_id)
     if position is not None:
         response.headers["X-Ledger-Position"] = str(position)
     return {"status": outcome}
