@@ -21,11 +21,8 @@ from api.http.problems import ApiError
 STYLESHEET = (Path(__file__).parent / "static" / "console.css").read_bytes()
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-router.include_router(signin.router)
-router.include_router(oidc.router)
-router.include_router(pages.router)
-router.include_router(acting.router)
-router.include_router(audit.router)
+for part in (signin, oidc, pages, acting, audit):  # listed, not included: see ``create_app``
+    router.routes.extend(part.router.routes)
 
 
 @router.get(f"{PREFIX}/static/console.css")

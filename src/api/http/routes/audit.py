@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.http import schemas
 from api.http.deps import LedgerDep, ReadModelsDep, StaffReaderDep
-from api.http.routes.common import ExactJSONRoute
+from api.http.routes.common import api_router
 from projections.audit.verify import MAX_FEED, event_page, verify_chain
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/audit", tags=["audit"])
 
 
 @router.get("/events", response_model=schemas.AuditEvents)

@@ -14,11 +14,11 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 
-from api.http.routes.common import parse_id
+from api.http.routes.common import api_router, parse_id
 
 PAGE_HEADERS: Final = {
     "X-Frame-Options": "DENY",
@@ -67,7 +67,7 @@ async def _problem(request: Request, error: Exception) -> Response:
     return response
 
 
-router = APIRouter(tags=["checkout"], route_class=PageRoute)
+router = api_router(tags=["checkout"], route_class=PageRoute)
 
 
 @router.get("/checkout/{payment_id}/{outcome}", response_class=HTMLResponse)

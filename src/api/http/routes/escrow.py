@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from api.http import schemas
 from api.http.deps import CallerDep, ReadModelsDep, StaffReaderDep, fresh
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit
+from api.http.routes.common import Cursor, Limit, api_router
 
-router = APIRouter(prefix="/v1", tags=["ledger"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1", tags=["ledger"])
 Fresh = Depends(fresh("escrow"))
 Account = Annotated[str | None, Query(max_length=300)]
 

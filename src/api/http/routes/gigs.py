@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
+from api.http.routes.common import Cursor, Limit, api_router, parse_id, tag
 from ledger.domain.gig import Gig
 from ledger.domain.values import Package
 from ledger.errors import NotFound
@@ -17,7 +17,7 @@ from projections.gigs.projection import gig_row
 from projections.gigs.queries import gig_view
 from projections.read_models import ReadModels
 
-router = APIRouter(prefix="/v1/gigs", tags=["gigs"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/gigs", tags=["gigs"])
 Fresh = Depends(fresh("gigs"))
 
 

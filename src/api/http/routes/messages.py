@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
+from api.http.routes.common import Cursor, Limit, api_router, parse_id, tag
 from api.http.routes.orders import visible_order
 from projections.messages.queries import message_answer
 
-router = APIRouter(prefix="/v1/orders/{order_id}", tags=["messages"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/orders/{order_id}", tags=["messages"])
 Fresh = Depends(fresh("messages", "orders"))
 
 

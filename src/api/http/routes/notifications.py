@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
+from api.http.routes.common import Cursor, Limit, api_router, parse_id, tag
 from ledger.clock import iso
 from ledger.domain.inbox import Inbox
 from ledger.errors import NotFound
 from ledger.service import Done
 
-router = APIRouter(prefix="/v1", tags=["notifications"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1", tags=["notifications"])
 Fresh = Depends(fresh("notifications"))
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.http.metrics import Metrics
-from api.http.routes.common import ExactJSONRoute
+from api.http.routes.common import api_router
 from projections.runner import ProjectionRunner
 
-router = APIRouter(tags=["operations"], route_class=ExactJSONRoute)
+router = api_router(tags=["operations"])
 READY_MAX_LAG = 1_000
 """A projection further behind than this many events makes the service not ready."""
 

@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from api.http import schemas
 from api.http.deps import CallerDep, ExpectedVersion, LedgerDep
-from api.http.routes.common import ExactJSONRoute, done_order, parse_id
+from api.http.routes.common import api_router, done_order, parse_id
 from ledger.actors import Caller
 from ledger.domain.order import Order
 from ledger.domain.values import CancelReason
 from ledger.service import Done, LedgerApp
 
-router = APIRouter(
-    prefix="/v1/orders/{order_id}", tags=["order commands"], route_class=ExactJSONRoute
-)
+router = api_router(prefix="/v1/orders/{order_id}", tags=["order commands"])
 Answer = dict[str, Any]
 Bodyless = Callable[[LedgerApp], Callable[..., Done[Order]]]
 

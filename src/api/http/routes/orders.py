@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from pydantic import AwareDatetime
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, NewId, ReadModelsDep, fresh
 from api.http.routes.common import (
     Cursor,
-    ExactJSONRoute,
     Limit,
     OrderStatusQuery,
+    api_router,
     done_order,
     order_answer,
     parse_id,
@@ -26,7 +26,7 @@ from projections.db import Row
 from projections.orders.queries import order_view
 from projections.read_models import ReadModels
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/orders", tags=["orders"])
 Fresh = Depends(fresh("orders"))
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep, ReadModelsDep, fresh
 from api.http.routes.common import (
     Cursor,
-    ExactJSONRoute,
     Limit,
     PaymentStatusQuery,
+    api_router,
     parse_id,
     payment_answer,
     tag,
@@ -23,7 +23,7 @@ from ledger.domain.payment import CARD, CASHPLUS
 from ledger.errors import NotFound
 from projections.payments.queries import payment_view
 
-router = APIRouter(prefix="/v1", tags=["payments"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1", tags=["payments"])
 Fresh = Depends(fresh("payments"))
 FreshOrder = Depends(fresh("orders", "payments"))
 FLOWS: dict[str, tuple[str, str]] = {

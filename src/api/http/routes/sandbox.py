@@ -25,13 +25,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.http.problems import ApiError, invalid
 from api.http.routes.checkout import PageRoute, page
+from api.http.routes.common import api_router
 from api.http.webhooks import receive
 from ledger.domain.payment import Payment
 from ledger.domain.values import PaymentStatus
@@ -40,7 +41,7 @@ from ledger.gateway.sandbox import Sandbox, is_token_of, payment_of_token
 from ledger.money import from_centimes
 from ledger.service import LedgerApp
 
-router = APIRouter(tags=["sandbox gateway"], include_in_schema=True, route_class=PageRoute)
+router = api_router(tags=["sandbox gateway"], route_class=PageRoute)
 UNKNOWN_CHECKOUT = "no such checkout"
 """The one detail of every token the form does not admit, whatever the reason."""
 

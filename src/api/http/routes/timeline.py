@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.http import schemas
 from api.http.deps import CallerDep, LedgerDep
-from api.http.routes.common import ExactJSONRoute, parse_id
+from api.http.routes.common import api_router, parse_id
 from ledger.service import TimelineEntry
 from projections.events import event_record
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/orders", tags=["orders"])
 
 
 MAX_PAGE = 500

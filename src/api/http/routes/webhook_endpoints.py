@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from api.delivery.addresses import UnsafeAddress, check_url
 from api.delivery.signing import secret_for
 from api.http import schemas
 from api.http.deps import AdminDep, LedgerDep, NewId, ReadModelsDep, SettingsDep, fresh
 from api.http.problems import ApiError
-from api.http.routes.common import Cursor, ExactJSONRoute, Limit, parse_id, tag
+from api.http.routes.common import Cursor, Limit, api_router, parse_id, tag
 from ledger.domain.endpoint import WebhookEndpoint
 from ledger.errors import NotFound, ValidationFailed
 from ledger.service import Done
@@ -26,7 +26,7 @@ from projections.read_models import ReadModels
 from projections.webhooks.projection import endpoint_row
 from projections.webhooks.queries import endpoint_view
 
-router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1", tags=["webhooks"])
 Fresh = Depends(fresh("webhooks"))
 
 

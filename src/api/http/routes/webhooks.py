@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import Header, Request, Response
 
 from api.http.deps import LedgerDep
-from api.http.routes.common import ExactJSONRoute
+from api.http.routes.common import api_router
 from api.http.webhooks import YouCanPayWebhook, receive
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=ExactJSONRoute)
+router = api_router(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.post(
