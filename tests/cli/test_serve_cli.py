@@ -10,7 +10,9 @@ built with. The real server is driven in ``tests/e2e/test_public_url.py``."""
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -77,8 +79,9 @@ def test_port_0_keeps_the_settings(cli_settings: Settings) -> None:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """What ``ledger serve`` hands to ``create_app`` and ``uvicorn.run``; nothing listens."""
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """What ``ledger serve`` hands to ``create_app`` and ``uvicorn.run``; nothing listens.
+    The heap it sets aside from the collector is given back afterwards."""
     seen: dict[str, Any] = {}
 
     def create_app(settings: Settings, run_projections: bool = True) -> object:
@@ -86,11 +89,22 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return "app"
 
     def run(app: object, host: str, port: int) -> None:
-        seen.update(app=app, host=host, port=port)
+        seen.update(app=app, host=host, port=port, frozen=gc.get_freeze_count())
 
     monkeypatch.setattr("api.http.app.create_app", create_app)
     monkeypatch.setattr("uvicorn.run", run)
-    return seen
+    yield seen
+    gc.unfreeze()
+
+
+def test_serve_sets_what_it_loaded_aside_from_the_collector_before_serving(
+    cli_settings: Settings, served: dict[str, Any]
+) -> None:
+    """The modules, routes and models loaded at start live as long as the process; full
+    collections under load would otherwise walk them again and again (``serve.run``)."""
+    gc.unfreeze()
+    assert main(["serve"]) == 0
+    assert served["frozen"] > 10_000
 
 
 @pytest.mark.parametrize(

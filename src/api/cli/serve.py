@@ -9,6 +9,7 @@ paid for anyone who can reach it."""
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 
 from api.cli.common import Subcommands, address_arguments, console, served_at
@@ -36,6 +37,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     settings = served_at(settings, args.host, args.port)
     app = create_app(settings, run_projections=not args.no_projections)
+    # What is loaded by now (modules, routes, models) lives as long as the process: it is set
+    # aside from the cyclic collector, whose full collections would otherwise walk it again
+    # every few seconds under load, holding every request meanwhile (about 90 ms each, measured
+    # under bench.http; 10 to 20 ms with it set aside).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
