@@ -10,7 +10,7 @@ keeps each order's parties (from ``OrderPlaced``), so this read model needs no o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -114,8 +114,9 @@ class Notifications(Projection):
                 made_now = notifications_of(envelope, state.parties_of(event))
                 made += [n for n in made_now if state.wants(n)]
         txn.executemany(INSERT_ORDER, state.new_orders)
-        txn.executemany(UPSERT_SETTING, [asdict(s) for s in state.changed.values()])
-        txn.executemany(INSERT_NOTIFICATION, [{**asdict(n), "read_at": None} for n in made])
+        # vars(), not asdict(), which deep-copies field by field: these fields are flat.
+        txn.executemany(UPSERT_SETTING, [vars(s) for s in state.changed.values()])
+        txn.executemany(INSERT_NOTIFICATION, [{**vars(n), "read_at": None} for n in made])
         txn.executemany(MARK_READ, reads)  # after the inserts: a rebuild reads in one batch
 
 
