@@ -63,12 +63,19 @@ _RECEIPTS_SCHEMA = (
 )
 _RECEIPT_COLUMNS = "caller_id, key, request_hash, aggregate_id, version, position, recorded_at"
 # A key comes back after its retention; the newer request's receipt replaces the old one.
-_UPSERT_RECEIPT = (
-    f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_ON_KEY = (
     " ON CONFLICT (caller_id, key) DO UPDATE SET request_hash = excluded.request_hash,"
     " aggregate_id = excluded.aggregate_id, version = excluded.version,"
     " position = excluded.position, recorded_at = excluded.recorded_at"
 )
+_UPSERT_RECEIPT = (
+    f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)" + _ON_KEY
+)
+_UPSERT_RECEIPTS = (
+    f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) SELECT * FROM unnest("
+    "?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::text[])" + _ON_KEY
+)
+"""PostgreSQL's: the receipts of a whole transaction in one statement, one row per key."""
 _SELECT_RECEIPT = f"SELECT {_RECEIPT_COLUMNS} FROM {{table}} WHERE caller_id = ? AND key = ?"
 """Statements on the receipts table, in SQLite's parameter style (``?``); ``{table}`` is
 the table's name, qualified with the schema on PostgreSQL."""
@@ -320,8 +327,10 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
         if receipts and positions:
             try:
-                rows = [entry.row(positions) for entry in receipts]
-                curs.executemany(self._in_schema(_UPSERT_RECEIPT), rows)
+                # One row per key, the last, as upserts one after another would leave it.
+                rows = {row[:2]: row for row in (entry.row(positions) for entry in receipts)}
+                columns = [list(column) for column in zip(*rows.values(), strict=True)]
+                curs.execute(self._in_schema(_UPSERT_RECEIPTS), columns)
             except psycopg.Error:
                 raise  # the server's own: the transaction is failed and will roll back
             except Exception:

@@ -823,6 +823,26 @@ def test_each_keyed_command_of_a_batch_leaves_its_own_receipt_which_answers_a_re
     assert event_names(app, paid) == [*PAID, "RequirementsSubmitted"]
 
 
+def test_two_commands_of_a_batch_under_one_key_leave_the_later_ones_receipt(
+    app: LedgerApp, probe: Probe, gig: UUID, pool: ThreadPoolExecutor
+) -> None:
+    """The edge never runs two requests of one key at once, but the store does not rely on
+    it: the receipts of a transaction are written together (one statement on PostgreSQL), and
+    a key named twice keeps the later command's, as writing them one by one would."""
+    before = len(app.writer.batch_sizes)
+    with probe.held(pool, blocker(app)) as first:
+        earlier = probe.queue(pool, under(request("twice"), place(app, gig)))
+        later = probe.queue(pool, under(request("twice"), place(app, gig)))
+    answers([first])
+    done_earlier, done_later = earlier.result(TIMEOUT), later.result(TIMEOUT)
+    assert sizes_since(app, before) == [1, 2]
+    receipt = app.recorder.receipt_of(CLIENT.id, "twice")  # type: ignore[attr-defined]
+    assert receipt is not None
+    later_at = (done_later.aggregate.id, done_later.position)
+    assert (receipt.aggregate_id, receipt.position) == later_at
+    assert done_earlier.aggregate.id != done_later.aggregate.id
+
+
 def test_a_keyed_command_decided_again_still_leaves_its_receipt(
     app: LedgerApp, probe: Probe, gig: UUID, pool: ThreadPoolExecutor
 ) -> None:
