@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -45,7 +44,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from ledger.receipts import RECEIPTS_TABLE, Outcome, ReceiptEntry
 
@@ -71,21 +70,10 @@ _ON_KEY = (
 _UPSERT_RECEIPT = (
     f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)" + _ON_KEY
 )
-_UPSERT_RECEIPTS = (
-    f"INSERT INTO {{table}} ({_RECEIPT_COLUMNS}) SELECT * FROM unnest("
-    "?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::text[])" + _ON_KEY
-)
-"""PostgreSQL's: the receipts of a whole transaction in one statement, one row per key."""
 _SELECT_RECEIPT = f"SELECT {_RECEIPT_COLUMNS} FROM {{table}} WHERE caller_id = ? AND key = ?"
 """Statements on the receipts table, in SQLite's parameter style (``?``); ``{table}`` is
 the table's name, qualified with the schema on PostgreSQL."""
-_ABORT = "DO $$ BEGIN RAISE EXCEPTION 'recording the receipts failed'; END $$"
-"""Fails the PostgreSQL transaction it runs in (it then rolls back instead of committing)."""
 _MOVED_ON = "an aggregate a command of this transaction read has a later event"
-_REFUSE_MOVED_ON = (
-    f"DO $$ BEGIN RAISE EXCEPTION '{_MOVED_ON}' USING ERRCODE = 'unique_violation'; END $$"
-)
-"""Fails the PostgreSQL transaction as a lost race does (an integrity error)."""
 
 
 @runtime_checkable
@@ -305,49 +293,99 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
             row = cursor.fetchone()
         return None if row is None else _outcome(tuple(row.values()))
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        """The library's first step of each attempt at an insert transaction."""
-        _attempt()
-        super()._insert_events(curs, stored_events, **kwargs)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's hook inside the insert's transaction, once positions are known
-        (and the insert lock held: what it reads is the latest)."""
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        """A whole insert transaction in one statement (``ledger_insert_events``): the lock,
+        the events, the guarded reads (``reads``), the receipts (``receipts``), ``NOTIFY``.
+        The library's own sends each of those as a statement of its own while the insert lock
+        is held; here the lock is held for one round trip, and the process pays for one
+        statement. Retried as the library's is, on the errors it retries."""
+        _attempt()
+        if not stored_events:
+            return None
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
         reads: Mapping[UUID, int] = kwargs.get("reads", {})
-        if reads:
-            curs.execute(self._moved_on, (list(reads), list(reads.values())))
-            if curs.fetchone() is not None:
-                curs.execute(_REFUSE_MOVED_ON)  # rolls back, whatever the library does next
-                raise IntegrityError(_MOVED_ON)
         receipts: Sequence[ReceiptEntry] = kwargs.get("receipts", ())
-        if receipts and positions:
-            try:
-                # One row per key, the last, as upserts one after another would leave it.
-                rows = {row[:2]: row for row in (entry.row(positions) for entry in receipts)}
-                columns = [list(column) for column in zip(*rows.values(), strict=True)]
-                curs.execute(self._in_schema(_UPSERT_RECEIPTS), columns)
-            except psycopg.Error:
-                raise  # the server's own: the transaction is failed and will roll back
-            except Exception:
-                # The library keeps a Python error raised here until its transaction block
-                # has exited normally, which commits: fail the transaction on the server so
-                # that nothing of it is kept, then let the error be reported.
-                curs.execute(_ABORT)
-                raise
-        return positions
+        # A receipt names its command's last event by its index (from 1): its position is
+        # known only inside the statement. One row per key, the last, as upserts one after
+        # another would leave it.
+        indexes = range(1, len(stored_events) + 1)
+        rows = {row[:2]: row for row in (entry.row(indexes) for entry in receipts)}
+        columns = [list(column) for column in zip(*rows.values(), strict=True)] or [[]] * 7
+        with self.datastore.get_connection() as connection, connection.cursor() as curs:
+            return self._record(
+                curs, stored_events, [events, list(reads), [*reads.values()], *columns]
+            )
+
+    def _record(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], parameters: list[Any]
+    ) -> list[int]:
+        """Runs the insert statement (a seam for tests that make the server refuse it)."""
+        curs.execute(self._insert_statement, parameters, prepare=True)
+        row = curs.fetchone()
+        assert row is not None
+        return list(row["positions"])
 
     @property
-    def _moved_on(self) -> Composed:
-        """Whether any of the given aggregates has an event after the given version."""
+    def _insert_statement(self) -> Composed:
         return SQL(
-            "SELECT 1 FROM {schema}.{table} e JOIN unnest(%s::uuid[], %s::int[]) AS r(id, v)"
-            " ON e.originator_id = r.id AND e.originator_version > r.v LIMIT 1"
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+            "SELECT {schema}.ledger_insert_events(%s::{schema}.{event}[], %s::uuid[], %s::int[],"
+            " %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[])"
+            " AS positions"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            event=Identifier(self.stored_event_type_name),
+        )
+
+    @property
+    def _insert_function(self) -> Composed:
+        """``ledger_insert_events``. The guarded reads are checked after the insert, with
+        the lock held (what they read is the latest); a lost race fails the statement as a
+        unique violation does, and the library reports both as an ``IntegrityError``."""
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        receipts = Identifier(self.datastore.schema or "public", RECEIPTS_TABLE)
+        return SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.ledger_insert_events("
+            "events {schema}.{event}[], read_ids uuid[], read_versions int[],"
+            " callers text[], keys text[], hashes text[], aggregates text[], versions int[],"
+            " lasts int[], recorded text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$"
+            " DECLARE positions bigint[];"
+            " BEGIN"
+            " SET LOCAL lock_timeout = '{timeout}s';"
+            " LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;"
+            " WITH inserted AS ("
+            "  INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            "  SELECT originator_id, originator_version, topic, state FROM unnest(events)"
+            "  RETURNING notification_id)"
+            " SELECT array_agg(notification_id ORDER BY notification_id) INTO positions"
+            " FROM inserted;"
+            " IF EXISTS (SELECT 1 FROM {schema}.{table} e"
+            "  JOIN unnest(read_ids, read_versions) AS r(id, v)"
+            "  ON e.originator_id = r.id AND e.originator_version > r.v) THEN"
+            "  RAISE EXCEPTION {moved_on} USING ERRCODE = 'unique_violation';"
+            " END IF;"
+            " INSERT INTO {receipts} ({columns})"
+            "  SELECT c, k, h, a, v, positions[l], t"
+            "  FROM unnest(callers, keys, hashes, aggregates, versions, lasts, recorded)"
+            "  AS r(c, k, h, a, v, l, t)" + _ON_KEY + ";"
+            " NOTIFY {channel};"
+            " RETURN positions;"
+            " END $$"
+        ).format(
+            schema=schema,
+            table=table,
+            event=Identifier(self.stored_event_type_name),
+            timeout=Literal(self.datastore.lock_timeout),
+            moved_on=Literal(_MOVED_ON),
+            receipts=receipts,
+            columns=SQL(_RECEIPT_COLUMNS),
+            channel=Identifier(self.channel_name),
+        )
 
     def _in_schema(self, statement: str) -> Composed:
         """One of the receipts statements for PostgreSQL, on this store's schema."""
@@ -361,6 +399,7 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as cursor:
             for statement in _RECEIPTS_SCHEMA:
                 cursor.execute(self._in_schema(statement))
+            cursor.execute(self._insert_function)
             cursor.execute(
                 f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE} (% refused)', TG_OP; END $$"

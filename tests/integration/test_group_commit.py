@@ -178,14 +178,14 @@ class Probe:
 
 
 class Fault:
-    """Makes the store refuse every transaction that holds an event of ``trigger``, from
-    inside the transaction once its events and receipts are inserted.
+    """Makes the store refuse every transaction that holds an event of ``trigger``: on
+    SQLite from inside the transaction once its events and receipts are inserted, on
+    PostgreSQL in place of its one statement.
 
     ``store=True``: a failure of the store itself (``OperationalError``; on PostgreSQL
     ``query_canceled`` raised by the server, which the library retries, here without its
     pauses). ``store=False``: a value the store refuses (``DataError``; on PostgreSQL
-    ``invalid_parameter_value``). On PostgreSQL the error is raised by the server, since an
-    exception raised in Python at that point does not roll the library's transaction back.
+    ``invalid_parameter_value``). On PostgreSQL the error is raised by the server.
     """
 
     def __init__(
@@ -197,16 +197,20 @@ class Fault:
         recorder = app.recorder
         if isinstance(recorder, PostgresApplicationRecorder):
             code = "57014" if store else "22023"
-            refuse = f"DO $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '{code}'; END $$"
-            fetch_ids = recorder._fetch_ids_after_insert_events
+            self.refuse = f"DO $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '{code}'; END $$"
+            faults: list[Fault] | None = getattr(recorder, "faults", None)
+            if faults is None:  # the first fault: the faults are checked in their order
+                faults, record = [], recorder._record  # type: ignore[attr-defined]
 
-            def after_insert(curs: Any, stored: list[StoredEvent], **kwargs: Any) -> Any:
-                positions = fetch_ids(curs, stored, **kwargs)
-                if self._hit(stored):
-                    curs.execute(refuse)
-                return positions
+                def refused(curs: Any, stored: list[StoredEvent], parameters: list[Any]) -> Any:
+                    for fault in faults:
+                        if fault._hit(stored):
+                            curs.execute(fault.refuse)  # in place of the one insert statement
+                    return record(curs, stored, parameters)
 
-            monkeypatch.setattr(recorder, "_fetch_ids_after_insert_events", after_insert)
+                monkeypatch.setattr(recorder, "_record", refused)
+                monkeypatch.setattr(recorder, "faults", faults, raising=False)
+            faults.append(self)
             monkeypatch.setattr(eventsourcing.utils, "sleep", lambda _: None)
         else:
             error = OperationalError if store else DataError
@@ -897,8 +901,8 @@ def test_a_keyed_payment_retried_after_a_lost_answer_is_answered_from_its_receip
 def test_a_python_error_while_writing_receipts_writes_nothing(
     app: LedgerApp, gig: UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the library commits when a Python error (not the server's) is raised
-    inside its insert; the store fails the transaction on the server first."""
+    """The rows of the receipts are built before anything is sent (on PostgreSQL the whole
+    transaction is one statement; on SQLite the error rolls the transaction back)."""
     position = max_position(app)
 
     def broken(*_: Any) -> Any:
