@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -331,8 +332,9 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
         assert row is not None
         return list(row["positions"])
 
-    @property
+    @cached_property
     def _insert_statement(self) -> Composed:
+        """Built once: it is run for every insert transaction."""
         return SQL(
             "SELECT {schema}.ledger_insert_events(%s::{schema}.{event}[], %s::uuid[], %s::int[],"
             " %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[])"
