@@ -80,13 +80,12 @@ async def _expected_version(if_match: Annotated[str | None, Header()] = None) ->
     return int(match[1])
 
 
-async def _new_id(
-    request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> UUID | None:
+async def _new_id(request: Request) -> UUID | None:
     """The id a creating command gives what it creates: derived from the caller, the
     ``Idempotency-Key`` and the request (by ``idempotency.middleware.Idempotency``) when
-    keyed, else new."""
+    keyed, else new. The header is checked by that middleware and documented on every keyed
+    POST by ``openapi``: declaring it here as well cost 22 µs a request (a quarter of what
+    solving a placed order's dependencies costs), for the same document."""
     new_id: UUID | None = getattr(request.state, "new_id", None)
     return new_id
 
