@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -39,6 +38,7 @@ from api.http.identity import IdentityProvider, ProviderUnavailable, UnknownKey
 from api.http.problems import ApiError
 from ledger.actors import USER_ROLES, Caller
 from ledger.domain.values import hidden_characters
+from ledger.recent import Recent
 from ledger.settings import Settings
 
 log = logging.getLogger("api")
@@ -115,10 +115,12 @@ class Authenticator:
         self._key, self.provider = key, provider
         self.max_ttl = max_ttl
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._verified = _Verified()
-        """Tokens signed with the local key that passed every check: a client sends the
-        same token with each request, and checking it again cost a twentieth of an order's
-        CPU (issue 23). Only ``exp`` and ``nbf`` are checked again, against the time."""
+        self._verified: Recent[str, tuple[str, frozenset[str], dict[str, Any]]] = Recent(VERIFIED)
+        """Tokens signed with the local key that passed every check, with their subject,
+        roles and claims: a client sends the same token with each request, and checking it
+        again cost a twentieth of an order's CPU (issue 23). Only ``exp`` and ``nbf`` are
+        checked again, against the time."""
+        self._verified_lock = threading.Lock()
 
     @classmethod
     def for_settings(
@@ -166,7 +168,8 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise unauthenticated("a bearer token is required")
-        known = self._verified.get(token)
+        with self._verified_lock:
+            known = self._verified.use(token)
         if known is not None:  # checked whole before; only time has moved since
             subject, roles, claims = known
             _in_time(claims)
@@ -190,7 +193,8 @@ class Authenticator:
         self._check_lifetime(claims)
         caller = Caller(_subject(subject), roles, request_id)
         if header.get("alg") == ALGORITHM:  # the provider's keys may be withdrawn: not kept
-            self._verified.put(token, (caller.id, caller.roles, claims))
+            with self._verified_lock:
+                self._verified.keep(token, (caller.id, caller.roles, claims))
         return caller
 
     def _local_claims(self, token: str) -> dict[str, Any]:
@@ -247,28 +251,6 @@ class Authenticator:
             raise unauthenticated(
                 f"the token is valid for longer than {_hours(self.max_ttl)} hours"
             )
-
-
-class _Verified:
-    """The last ``VERIFIED`` tokens that passed every check, with their subject, roles and
-    claims (least recently used dropped first)."""
-
-    def __init__(self) -> None:
-        self._kept: OrderedDict[str, tuple[str, frozenset[str], dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> tuple[str, frozenset[str], dict[str, Any]] | None:
-        with self._lock:
-            known = self._kept.get(token)
-            if known is not None:
-                self._kept.move_to_end(token)
-            return known
-
-    def put(self, token: str, known: tuple[str, frozenset[str], dict[str, Any]]) -> None:
-        with self._lock:
-            self._kept[token] = known
-            while len(self._kept) > VERIFIED:
-                self._kept.popitem(last=False)
 
 
 def _in_time(claims: dict[str, Any]) -> None:

@@ -224,7 +224,7 @@ class LedgerBase(Application[UUID]):
         store while a decision is tried on the event loop (``perform``).
         """
         if version is None and reads.deciding():
-            return copy.deepcopy(self._latest(kind, aggregate_id))
+            return self._latest(kind, aggregate_id, own=True)
         return self._stored(kind, aggregate_id, version)
 
     def _stored(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
@@ -264,22 +264,19 @@ class LedgerBase(Application[UUID]):
     def _gig(self, gig_id: UUID) -> Gig:
         return self._load(Gig, gig_id)
 
-    def _read_only(self, kind: type[A], aggregate_id: UUID) -> A:
-        """An aggregate the deciding command reads and does not change: the cache's own
-        instance, not a copy (``_latest``)."""
-        return self._latest(kind, aggregate_id)
-
-    def _latest(self, kind: type[A], aggregate_id: UUID) -> A:
+    def _latest(self, kind: type[A], aggregate_id: UUID, *, own: bool = False) -> A:
         """The latest state of an aggregate this process knows: from its cache, else from
         the store (and kept); noted as read by the deciding command, so the insert checks
         it is still the latest unless the command writes it, whose own events' keys then
-        guard it (``service.reads``)."""
+        guard it (``service.reads``). The cache's aggregates are never changed in place: a
+        command that changes one asks for a copy of its own (``own``); one that only reads
+        it gets the cache's instance. One copy either way: what the store gave is fresh."""
         aggregate = self.read_cache.get(aggregate_id)
         if isinstance(aggregate, kind):
             reads.note(aggregate, cached=True)
-            return aggregate
+            return copy.deepcopy(aggregate) if own else aggregate
         aggregate = self._stored(kind, aggregate_id)
-        self.read_cache.put(copy.deepcopy(aggregate))
+        self.read_cache.put(copy.deepcopy(aggregate) if own else aggregate)
         reads.note(aggregate, cached=False)
         return aggregate
 

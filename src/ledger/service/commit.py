@@ -52,7 +52,7 @@ import copy
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -72,6 +72,7 @@ from eventsourcing.persistence import (
 
 from ledger.errors import OutcomeUnknown
 from ledger.receipts import Receipt
+from ledger.recent import Recent
 from ledger.threads import Fed
 
 log = logging.getLogger("ledger.commit")
@@ -164,7 +165,7 @@ class GroupCommit:
         self.batching = batching
         self._fed: Fed[Pending] = Fed("ledger-group-commit", self._run, "the ledger is closed")
         self._lock = threading.Lock()
-        self._written: OrderedDict[UUID, int] = OrderedDict()
+        self._written: Recent[UUID, int] = Recent(REMEMBERED)
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
         """The number of commands of each of the last 10,000 transactions written."""
         self.transactions = 0
@@ -419,10 +420,7 @@ class GroupCommit:
             self.commands += len(batch)
             for pending in batch:
                 for aggregate in pending.aggregates:
-                    self._written[aggregate.id] = aggregate.version
-                    self._written.move_to_end(aggregate.id)
-            while len(self._written) > REMEMBERED:
-                self._written.popitem(last=False)
+                    self._written.keep(aggregate.id, aggregate.version)
         recordings: list[Recording[UUID]] = []
         start = 0
         for pending in batch:

@@ -124,7 +124,7 @@ class OrderCommands(LedgerBase):
         new_id = order_id or uuid4()
 
         def decide() -> list[Order]:
-            gig = self._read_only(Gig, gig_id)
+            gig = self._latest(Gig, gig_id)
             if gig.freelancer_id == caller.id:
                 raise Conflict("you cannot order your own gig")
             package = gig.package(package_id)

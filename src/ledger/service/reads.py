@@ -16,19 +16,20 @@ or archived by another process therefore never takes an order at an old price or
 was archived, and an order a worker's timer changed is never changed again on its old state.
 
 The cache's aggregates are never changed in place: a command that changes one takes a copy
-(``LedgerBase._load``); one that only reads it takes the instance (``_read_only``).
+(``LedgerBase._load``); one that only reads it takes the instance (``_latest``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+
+from ledger.recent import Recent
 
 CACHED = 4_096
 """Aggregates kept (least recently used dropped first): a marketplace's live gigs."""
@@ -41,27 +42,19 @@ class ReadCache:
     threads. Its aggregates are never changed in place."""
 
     def __init__(self, size: int = CACHED) -> None:
-        self._size = size
-        self._kept: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._kept: Recent[UUID, Aggregate] = Recent(size)
         self._lock = threading.Lock()
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         with self._lock:
-            aggregate = self._kept.get(aggregate_id)
-            if aggregate is not None:
-                self._kept.move_to_end(aggregate_id)
-            return aggregate
+            return self._kept.use(aggregate_id)
 
     def put(self, aggregate: Aggregate) -> None:
         """Keep ``aggregate`` unless a later version of it is kept already."""
         with self._lock:
             kept = self._kept.get(aggregate.id)
-            if kept is not None and kept.version >= aggregate.version:
-                return
-            self._kept[aggregate.id] = aggregate
-            self._kept.move_to_end(aggregate.id)
-            while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
+            if kept is None or kept.version < aggregate.version:
+                self._kept.keep(aggregate.id, aggregate)
 
     def committed(self, aggregates: Iterable[Aggregate]) -> None:
         """Keep ``aggregates``, just committed by this process, as their latest state."""
