@@ -251,7 +251,7 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
     def events_of(self, ids: Sequence[UUID]) -> list[Notification]:
         statement = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {schema}.{table} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+            " FROM {schema}.{table} WHERE originator_id = ANY(%b) ORDER BY notification_id"
         ).format(
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
@@ -274,7 +274,7 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
         lock = SQL("LOCK TABLE {table} IN SHARE MODE").format(table=table)
         select = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {table} WHERE originator_id = ANY(%s) AND originator_version = ANY(%s)"
+            " FROM {table} WHERE originator_id = ANY(%b) AND originator_version = ANY(%b)"
         ).format(table=table)
         ids = sorted({i for i, _ in keys})
         versions = sorted({v for _, v in keys})
@@ -334,10 +334,13 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
 
     @cached_property
     def _insert_statement(self) -> Composed:
-        """Built once: it is run for every insert transaction."""
+        """Built once: it is run for every insert transaction. Its arrays are sent in binary
+        (``%b``): psycopg writes a text array in Python, hex-encoding each event's state and
+        then escaping it again as an array element, about ten times the CPU (measured: 300
+        against 30 µs for ten events of 700 bytes)."""
         return SQL(
-            "SELECT {schema}.ledger_insert_events(%s::{schema}.{event}[], %s::uuid[], %s::int[],"
-            " %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[])"
+            "SELECT {schema}.ledger_insert_events(%b::{schema}.{event}[], %b::uuid[], %b::int[],"
+            " %b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::int[], %b::text[])"
             " AS positions"
         ).format(
             schema=Identifier(self.datastore.schema),

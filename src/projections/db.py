@@ -28,6 +28,7 @@ T = TypeVar("T")
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
+_ARRAY = re.compile(r"(?<![:\w]):(\w+)(?=::\w+\[\])")
 _PARAMETER = re.compile(r":\w+")
 _INSERT = re.compile(
     r"\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^)]*)\)\s*"
@@ -38,7 +39,11 @@ _INSERT = re.compile(
 
 @lru_cache(maxsize=512)
 def _for_psycopg(sql: str) -> str:
-    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+    """``:name`` → ``%(name)s``; an array (``:name::text[]``) → ``%(name)b``, sent in binary:
+    psycopg writes a text array in Python, quoting and escaping every element, about ten
+    times the CPU of the binary one (measured for a batch of answers or events)."""
+    sql = _ARRAY.sub(r"%(\1)b", sql.replace("%", "%%"))
+    return _NAMED.sub(r"%(\1)s", sql)
 
 
 class Txn:
