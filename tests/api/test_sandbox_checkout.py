@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
+from ledger.bootstrap import build_ledger
 from ledger.gateway.port import CheckoutRequest, GatewayError, GatewayRefused
 from ledger.settings import Settings
 from tests.api.conftest import BASIC, Api
@@ -188,6 +189,29 @@ def test_a_payment_is_charged_once(api: Api) -> None:
         assert_problem(response, 409, "invalid_transition")
     assert head(api) == before
     assert now(api, order) == settled
+
+
+def test_a_payment_another_process_expired_is_not_charged(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    """The form checks the payment as stored, not as this process last knew it: a charge
+    for a payment that expired meanwhile would be recorded as a late payment and refunded at
+    once, so the form refuses it before charging the card, and it stays expired."""
+    order = api.order(api.gig())
+    payment = open_payment(api, order)
+    clock.advance(days=2)  # past the card's window to pay
+    other = build_ledger(settings, clock)
+    try:
+        assert other.expire_payment(UUID(payment["id"])) is not None
+    finally:
+        other.close()
+    before = head(api)
+    response = pay(api, form_path(payment), {"cardNumber": PAID, **CARD}, as_json=True)
+    assert_problem(response, 409, "invalid_transition")
+    assert head(api) == before
+    expired, cancelled = now(api, order)
+    assert (expired["status"], expired["failureReason"]) == ("failed", "expired")
+    assert cancelled["status"] == "cancelled"
 
 
 def test_an_unknown_checkout_is_404(api: Api) -> None:

@@ -441,6 +441,8 @@ class PaymentCommands(LedgerBase):
         return payment
 
     def get_payment_for_checkout(self, payment_id: UUID) -> Payment:
-        """The payment a hosted checkout is for. No caller: the checkout's token is the
-        credential, as on the gateway's own form. Raises: NotFound."""
+        """The payment a hosted checkout is for, as stored: never from this process's cache,
+        which may not know that another process settled it (a charge then would be taken and
+        refunded as a late payment). No caller: the checkout's token is the credential, as on
+        the gateway's own form. Raises: NotFound."""
         return self._payment(payment_id)
