@@ -20,9 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
+from api.http.deps import asks_caller
 from api.http.idempotency.keys import MAX_KEY
 
 PROBLEM = "#/components/schemas/Problem"
@@ -55,6 +58,16 @@ CODES: dict[int, tuple[str, ...]] = {
     ),
 }
 """The ``code`` values an error of each status carries (``ledger.errors`` and the edge's)."""
+
+BEARER = HTTPBearer(
+    bearerFormat="JWT",
+    description=(
+        "A JWT from the marketplace's identity provider, or one signed with this"
+        " installation's shared key (claims sub, roles, exp)."
+    ),
+)
+"""The bearer scheme (``/docs`` gets its Authorize button), on every operation that asks who
+calls (``deps.asks_caller``); the token itself is checked by ``Authenticator``."""
 
 MEANING = {
     400: "Input refused before it was read: a malformed JSON body or header, a NUL in the query",
@@ -245,6 +258,17 @@ def document(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
+    scheme = jsonable_encoder(BEARER.model, by_alias=True, exclude_none=True)
+    components["securitySchemes"] = {BEARER.scheme_name: scheme}
+    secured = {
+        route.name
+        for route in app.routes
+        if isinstance(route, APIRoute) and asks_caller(route.dependant)
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if operation["operationId"] in secured:
+                _secure(operation)
     schemas["Problem"] = _problem_schema()
     for status, codes in CODES.items():  # one named schema per status, shared by operations
         schemas[f"Problem{status}"] = {
@@ -258,6 +282,16 @@ def document(app: FastAPI) -> dict[str, Any]:
         components["schemas"].pop(unused, None)
     _hoist_definitions(schema["paths"], components["schemas"])
     return schema
+
+
+def _secure(operation: dict[str, Any]) -> None:
+    """Require the bearer scheme, placed where FastAPI places it (after the operation's
+    name), so the document reads as it did when the scheme was a dependency."""
+    items = list(operation.items())
+    after = "deprecated" if "deprecated" in operation else "operationId"
+    items.insert(list(operation).index(after) + 1, ("security", [{BEARER.scheme_name: []}]))
+    operation.clear()
+    operation.update(items)
 
 
 def _hoist_definitions(node: Any, schemas: dict[str, Any]) -> None:
