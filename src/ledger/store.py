@@ -351,7 +351,11 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
     def _insert_function(self) -> Composed:
         """``ledger_insert_events``. The guarded reads are checked after the insert, with
         the lock held (what they read is the latest); a lost race fails the statement as a
-        unique violation does, and the library reports both as an ``IntegrityError``."""
+        unique violation does, and the library reports both as an ``IntegrityError``.
+
+        Each read is looked up by the table's key, in a subquery of its own: written as a
+        join of the reads with the table, the plan the writer's session cached while the log
+        was short scanned the whole log in every transaction after."""
         schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
         receipts = Identifier(self.datastore.schema or "public", RECEIPTS_TABLE)
         return SQL(
@@ -369,9 +373,9 @@ class AppendOnlyPostgresRecorder(PostgresApplicationRecorder):
             "  RETURNING notification_id)"
             " SELECT array_agg(notification_id ORDER BY notification_id) INTO positions"
             " FROM inserted;"
-            " IF EXISTS (SELECT 1 FROM {schema}.{table} e"
-            "  JOIN unnest(read_ids, read_versions) AS r(id, v)"
-            "  ON e.originator_id = r.id AND e.originator_version > r.v) THEN"
+            " IF EXISTS (SELECT 1 FROM unnest(read_ids, read_versions) AS r(id, v)"
+            "  WHERE EXISTS (SELECT 1 FROM {schema}.{table} e"
+            "  WHERE e.originator_id = r.id AND e.originator_version > r.v)) THEN"
             "  RAISE EXCEPTION {moved_on} USING ERRCODE = 'unique_violation';"
             " END IF;"
             " INSERT INTO {receipts} ({columns})"
