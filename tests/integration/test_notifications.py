@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, open_app
 from tests.integration.projection_helpers import (
     GATEWAY,
     drive_order,
@@ -24,6 +24,8 @@ from ledger.domain.inbox import inbox_id_for
 from ledger.domain.payment import payment_id_for
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.service import LedgerApp
+from ledger.settings import load_settings
+from projections.notifications.projection import UNREAD_MESSAGES
 from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 
@@ -233,3 +235,26 @@ def test_a_long_lived_inbox_loads_from_its_snapshot(stored_app: LedgerApp) -> No
     assert stored_app.get_preferences(CLIENT).order_updates is False
     assert stored_app.snapshots is not None
     assert list(stored_app.snapshots.get(inbox_id_for(CLIENT.id))), "no snapshot taken"
+
+
+@pytest.mark.postgres
+def test_a_messages_unread_notifications_are_found_by_an_index(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    """Every batch carrying a message looks up the order's unread message notifications
+    (``UNREAD_MESSAGES``); without an index on the order that was a scan of every
+    notification ever made, once a batch. Scans are refused here so that one is taken only
+    when no index can serve the lookup; the transaction's own counts say which."""
+    settings = load_settings(LEDGER_DATABASE_URL=postgres_url, _env_file=None)
+    with (
+        open_app(settings, clock) as app,
+        open_runner(app, poll_interval=3600) as runner,
+        runner.db.transaction() as txn,
+    ):
+        txn.execute("SET LOCAL enable_seqscan = off")
+        found = list(txn.rows_in(UNREAD_MESSAGES, "order_id", [str(uuid4())]))
+        scans = txn.all(
+            "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'notifications'"
+        )
+    assert found == []
+    assert scans == [{"seq_scan": 0}]

@@ -88,6 +88,10 @@ class Notifications(Projection):
                 message TEXT NOT NULL, created_at TEXT NOT NULL, read_at TEXT)""",
             "CREATE INDEX IF NOT EXISTS notifications_by_recipient"
             " ON notifications (recipient_id, position)",
+            # A message's batch looks up its order's unread ones (``UNREAD_MESSAGES``); without
+            # it, a scan of every notification ever made. Created at start where it is missing.
+            "CREATE INDEX IF NOT EXISTS notifications_unread_messages ON notifications (order_id)"
+            " WHERE type = 'order.message' AND read_at IS NULL",
             """CREATE TABLE IF NOT EXISTS notification_orders (
                 order_id TEXT PRIMARY KEY, client_id TEXT NOT NULL,
                 freelancer_id TEXT NOT NULL)""",
