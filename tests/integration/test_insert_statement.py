@@ -5,9 +5,10 @@ session while the log was short, scanned the whole log in every insert transacti
 (``bench.http``: some 55 scans a second, each of the whole table).
 
 So the statement is run here in one session as the writer runs it: often while the log is
-short (its plan is then cached), then once the log has grown. That transaction's own counts
-(``pg_stat_xact_user_tables``) tell how the table was read, without waiting for the
-server's statistics. Nothing is inserted: the calls name no events, only a read to check.
+short (its plan is then cached), then once the log has grown. The session's own counts
+(``pg_stat_xact_user_tables``, which the server has not gathered yet), read just before and
+just after that last call, tell how it read the table. Nothing is inserted: the calls name
+no events, only a read to check.
 """
 
 from __future__ import annotations
@@ -45,18 +46,17 @@ class Writer:
 
     def check_read(self, aggregate_id: UUID, version: int) -> dict[str, Any]:
         """Run the insert statement with one guarded read and no events, in a transaction
-        of its own; how that transaction read the events table."""
+        of its own; how it read the events table (scans and index scans)."""
         statement = self.recorder._insert_statement.as_string(self.session)
         no_receipts: list[list[Any]] = [[]] * 7
+        scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = %s"
+        table = (self.recorder.events_table_name,)
         with self.session.transaction(), self.session.cursor() as cursor:
+            before = cursor.execute(scans, table).fetchone()
             cursor.execute(statement, [[], [aggregate_id], [version], *no_receipts])
-            cursor.execute(
-                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = %s",
-                (self.recorder.events_table_name,),
-            )
-            scans = cursor.fetchone()
-        assert scans is not None
-        return scans
+            after = cursor.execute(scans, table).fetchone()
+        assert before is not None and after is not None
+        return {kind: after[kind] - before[kind] for kind in after}
 
 
 @pytest.fixture
