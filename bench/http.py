@@ -29,7 +29,9 @@ server process and a database of its own, once with group commit (``LEDGER_GROUP
 
 Each run also says where the CPU went (cores busy on average: the server process, the
 PostgreSQL backends of its database, wrk, and the rest of the machine) and what the server
-logged (non-2xx statuses, tracebacks), and how far behind the projections were at the end.
+logged (non-2xx statuses, tracebacks), how far behind the projections were at the end, and
+which tables its database read whole (scans and rows; a long run shows a scan that grows
+with a table).
 Each figure is printed to stderr as it is measured, and the whole summary to stdout at the end.
 
 The load generator is wrk in every scenario; the lifecycle's state machine runs in wrk's
@@ -397,6 +399,22 @@ def placed(dbname: str) -> int:
     return counted(dbname, f"SELECT count(*) FROM ledger_events WHERE topic = '{topic}'")[0]
 
 
+def scans(dbname: str) -> str:
+    """The tables of a scenario's database read whole, most rows first: how many scans and
+    rows. A scan repeated on a table that grows is how a plan that stopped using its index
+    shows (the guarded reads' did, docs/scaling.md). The backends report their counts at most
+    once a second, so the last second's may be missing."""
+    time.sleep(1.5)
+    url = f"postgresql://postgres@127.0.0.1:5432/{dbname}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables"
+            " WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 3"
+        ).fetchall()
+    read = "; ".join(f"{table} {n:,} scans, {rows:,} rows" for table, n, rows in found)
+    return f"tables read whole: {read or 'none'}"
+
+
 def rss_mb(pid: int) -> float:
     """The server process's resident memory now, in MB (``VmRSS``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -494,7 +512,8 @@ class Run:
             report(f"POST /v1/orders, {LABEL[batching]}", figures)
             self.notes.append(
                 f"  orders, {LABEL[batching]}: {used.line()}; projections"
-                f" {projection_lag(srv.url)} events behind at the end; {log_summary(srv)}"
+                f" {projection_lag(srv.url)} events behind at the end; {log_summary(srv)};"
+                f" {scans(srv.dbname)}"
             )
 
     def run_lifecycles(self, batching: bool) -> None:
@@ -518,7 +537,8 @@ class Run:
                 f" {run.requests / run.seconds:,.0f} requests/s;"
                 f" {run.requests / len(sizes):.1f} commands and {statistics.fmean(sizes):.1f}"
                 f" events per write transaction (max {max(sizes)} events); projections"
-                f" {projection_lag(srv.url)} events behind at the end; {log_summary(srv)}"
+                f" {projection_lag(srv.url)} events behind at the end; {log_summary(srv)};"
+                f" {scans(srv.dbname)}"
             )
             self.notes.extend(f"    first failures: {e}" for e in run.errors)
 
