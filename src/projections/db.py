@@ -27,8 +27,7 @@ log = logging.getLogger("projections.db")
 T = TypeVar("T")
 Row = dict[str, Any]
 Params = Mapping[str, Any]
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
-_ARRAY = re.compile(r"(?<![:\w]):(\w+)(?=::\w+\[\])")
+_NAMED = re.compile(r"(?<![:\w]):(\w+)(?=(::\w+\[\])?)")
 _PARAMETER = re.compile(r":\w+")
 _INSERT = re.compile(
     r"\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^)]*)\)\s*"
@@ -42,8 +41,9 @@ def _for_psycopg(sql: str) -> str:
     """``:name`` → ``%(name)s``; an array (``:name::text[]``) → ``%(name)b``, sent in binary:
     psycopg writes a text array in Python, quoting and escaping every element, about ten
     times the CPU of the binary one (measured for a batch of answers or events)."""
-    sql = _ARRAY.sub(r"%(\1)b", sql.replace("%", "%%"))
-    return _NAMED.sub(r"%(\1)s", sql)
+    return _NAMED.sub(
+        lambda named: f"%({named[1]})" + ("b" if named[2] else "s"), sql.replace("%", "%%")
+    )
 
 
 class Txn:

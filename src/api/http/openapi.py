@@ -285,8 +285,8 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 
 def _secure(operation: dict[str, Any]) -> None:
-    """Require the bearer scheme, placed where FastAPI places it (after the operation's
-    name), so the document reads as it did when the scheme was a dependency."""
+    """Require the bearer scheme, just after the operation's name, where FastAPI placed it
+    when the scheme was a dependency (on every operation with parameters)."""
     items = list(operation.items())
     after = "deprecated" if "deprecated" in operation else "operationId"
     items.insert(list(operation).index(after) + 1, ("security", [{BEARER.scheme_name: []}]))
