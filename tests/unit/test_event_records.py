@@ -6,7 +6,7 @@ import json
 
 from tests.conftest import FakeClock
 
-from ledger.actors import Caller
+from ledger.actors import Actor, Caller
 from ledger.domain.values import Package
 from ledger.service import LedgerApp
 from projections.events import event_record
@@ -30,3 +30,24 @@ def test_an_order_placed_reads_as_plain_json(memory_app: LedgerApp, clock: FakeC
     assert data["actor"] == {"id": "cara", "role": "client", "request_id": "req-1"}
     assert data["gig_id"] == str(gig.aggregate.id)
     assert not {"originator_id", "originator_version", "timestamp"} & set(data)
+
+
+def test_an_actor_and_a_package_are_stored_as_their_fields_in_order(
+    memory_app: LedgerApp,
+) -> None:
+    """The stored form is what the audit chain hashes and every replay reads: the mapping of
+    an actor's and a package's fields, in their declared order, and nothing else."""
+    gig = memory_app.create_gig(Caller("ana"), "Logo", [Package("basic", 1_050, 2, 1, "A")])
+    placed = memory_app.place_order(Caller("cara", request_id="req-1"), gig.aggregate.id, "basic")
+    [notification] = memory_app.notification_log.select(start=placed.position, limit=1)
+    state = notification.state.decode()
+    assert (
+        '"package":{"_type_":"package","_data_":{"package_id":"basic","price":1050,'
+        '"delivery_days":2,"revisions":1,"description":"A"}}'
+    ) in state
+    assert (
+        '"actor":{"_type_":"actor","_data_":{"id":"cara","role":"client","request_id":"req-1"}}'
+    ) in state
+    event = memory_app.mapper.to_domain_event(notification)
+    assert event.package == Package("basic", 1_050, 2, 1, "A")
+    assert event.actor == Actor("cara", "client", "req-1")
