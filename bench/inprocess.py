@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import secrets
 import tempfile
@@ -45,7 +46,11 @@ read models' tables are then what a running service has."""
 
 
 async def call(app: ASGIApp, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
-    """One request through the ASGI interface; returns the status and the body as JSON."""
+    """One request through the ASGI interface; returns the status and the body as JSON.
+
+    Not httpx's ``ASGITransport``: its own work runs on the same thread and would be counted
+    as the app's (measured on a bare Starlette route: 646 µs a request through it, 177 µs
+    through this)."""
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
     raw += [(b"host", b"127.0.0.1:8000"), (b"content-length", str(len(body)).encode())]
     scope = {
@@ -96,7 +101,7 @@ async def measure(app: ASGIApp, args: argparse.Namespace, secret: str) -> None:
         "content-type": "application/json",
     }
     order = json.dumps({"gigId": gig["id"], "packageId": PACKAGE["packageId"]}).encode()
-    keys = iter(range(10**9))
+    keys = itertools.count()
 
     async def orders() -> None:
         headers = {**client, "idempotency-key": f"bench-{next(keys)}"}
